@@ -1,0 +1,503 @@
+"""The primitives: the only code in tinygrad_dl that knows a derivative.
+
+Each op is one small class: a one-line math docstring, `forward` on ndarrays, and `backward(grad, out, *inputs)`
+returning one gradient per input. Rules use only operations that Tensors and ndarrays share (`*`, `@`, `.T`,
+`.reshape`, `.sum`, indexing) plus constant masks computed from values, so the same rule runs on raw ndarrays
+for a first-order backward and on Tensors (recording a graph) for grad-of-grad. A gradient may be returned
+shaped like the op's output: `Function` sums broadcast dimensions back to each input's shape.
+
+Defining a class here registers it (`tensor.PRIMITIVES`), and the property tests in tests/test_ops.py then
+require an entry for it in their domain table. The bottom of the file binds the Tensor's operators and methods.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Function, ShapeError, Tensor, _value
+
+
+class _Primitive(Function):
+    __slots__ = ()
+    ndarray_backward = True  # rules below are written with operations ndarrays and Tensors share
+
+
+def _check_broadcast(op, a, b):
+    """Refuse the rank-1 trap: (n, 1) against (n,) would silently broadcast to (n, n)."""
+    if a.ndim != b.ndim and a.ndim and b.ndim and a.shape != b.shape:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        if shape != a.shape and shape != b.shape:
+            raise ShapeError(f"{op}: shapes {a.shape} and {b.shape} would broadcast to {shape}, which is "
+                             f"neither; mixing a 1-D array with a 2-D one is almost always a mistake "
+                             f"(reshape the 1-D array to a column (n, 1) or a row (1, n))")
+
+
+def _mask(condition, like):
+    """A constant 0/1 mask in the dtype of `like` (values, not graph)."""
+    return condition.astype(_value(like).dtype)
+
+
+# ============================================================ elementwise arithmetic
+
+class Add(_Primitive):
+    """y = a + b;  dy/da = 1,  dy/db = 1"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("add", a, b)
+        return a + b
+
+    def backward(self, grad, out, a, b):
+        return grad, grad
+
+
+class Sub(_Primitive):
+    """y = a - b;  dy/da = 1,  dy/db = -1"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("sub", a, b)
+        return a - b
+
+    def backward(self, grad, out, a, b):
+        return grad, (-grad if self.inputs[1].requires_grad else None)
+
+
+class Mul(_Primitive):
+    """y = a * b;  dy/da = b,  dy/db = a"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("mul", a, b)
+        return a * b
+
+    def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
+        return (grad * b if need_a else None), (grad * a if need_b else None)
+
+
+class Div(_Primitive):
+    """y = a / b;  dy/da = 1 / b,  dy/db = -a / b**2 = -y / b"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("div", a, b)
+        return a / b
+
+    def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
+        return (grad / b if need_a else None), (-grad * out / b if need_b else None)
+
+
+class Neg(_Primitive):
+    """y = -x;  dy/dx = -1"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad, out, x):
+        return (-grad,)
+
+
+class Pow(_Primitive):
+    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)"""
+    __slots__ = ("p",)
+
+    def __init__(self, p):
+        if isinstance(p, (Tensor, np.ndarray)):
+            raise TypeError("pow: the exponent must be a constant number, not a Tensor or an array "
+                            "(for a varying exponent write (y * x.log()).exp())")
+        self.p = float(p)
+
+    def forward(self, x):
+        return x ** self.p
+
+    def backward(self, grad, out, x):
+        return (grad * self.p * x ** (self.p - 1.0),)
+
+
+# ============================================================ elementwise functions
+
+class Exp(_Primitive):
+    """y = exp(x);  dy/dx = y"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.exp(x)
+
+    def backward(self, grad, out, x):
+        return (grad * out,)
+
+
+class Log(_Primitive):
+    """y = log(x);  dy/dx = 1 / x"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.log(x)
+
+    def backward(self, grad, out, x):
+        return (grad / x,)
+
+
+class Tanh(_Primitive):
+    """y = tanh(x);  dy/dx = 1 - y**2"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def backward(self, grad, out, x):
+        return (grad * (1.0 - out * out),)
+
+
+class Abs(_Primitive):
+    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.abs(x)
+
+    def backward(self, grad, out, x):
+        return (grad * np.sign(_value(x)),)
+
+
+class Maximum(_Primitive):
+    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("maximum", a, b)
+        return np.maximum(a, b)
+
+    def backward(self, grad, out, a, b):
+        av, bv = _value(a), _value(b)
+        wa = _mask(av > bv, out) + _mask(av == bv, out) * 0.5
+        return grad * wa, grad * (1.0 - wa)
+
+
+class Where(_Primitive):
+    """y = a where cond else b;  dy/da = [cond],  dy/db = [not cond]  (cond is a constant mask)"""
+    __slots__ = ("cond",)
+
+    def __init__(self, cond):
+        cond = np.asarray(_value(cond))
+        if cond.dtype != np.bool_:
+            raise TypeError(f"where: the condition must be boolean (e.g. z > 0); got dtype {cond.dtype}")
+        self.cond = cond
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("where", a, b)
+        for v in (a, b):
+            if v.shape != self.cond.shape:
+                _check_broadcast("where", self.cond, v)
+        return np.where(self.cond, a, b)
+
+    def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
+        return (grad * _mask(self.cond, out) if need_a else None,
+                grad * _mask(~self.cond, out) if need_b else None)
+
+
+# ============================================================ linear algebra
+
+class MatMul(_Primitive):
+    """Y = A @ B;  dA = dY @ B.T,  dB = A.T @ dY"""
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.ndim != 2 or b.ndim != 2:
+            raise ShapeError(f"matmul: expects 2-D matrices (n, k) @ (k, m); got {a.shape} @ {b.shape} "
+                             f"(make vectors columns of shape (n, 1))")
+        if a.shape[1] != b.shape[0]:
+            raise ShapeError(f"matmul: cannot multiply {a.shape} by {b.shape}: inner sizes "
+                             f"{a.shape[1]} and {b.shape[0]} differ")
+        return a @ b
+
+    def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
+        return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
+
+
+# ============================================================ reductions
+
+def _axes(axis, ndim):
+    """Normalize an axis argument to a sorted tuple of non-negative axes (None: all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ShapeError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(ax) % ndim if ndim else 0)
+    return tuple(sorted(out))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(_Primitive):
+    """y = sum of x over axes;  dy/dx = 1 (the gradient is broadcast back over the summed axes)"""
+    __slots__ = ("axis", "keepdims")
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, bool(keepdims)
+
+    def forward(self, x):
+        self.axis = _axes(self.axis, x.ndim)
+        return np.sum(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad, out, x):
+        return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape),)
+
+
+class Max(_Primitive):
+    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere"""
+    __slots__ = ("axis", "keepdims")
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, bool(keepdims)
+
+    def forward(self, x):
+        if x.size == 0:
+            raise ShapeError("max: cannot take the max of an empty tensor")
+        self.axis = _axes(self.axis, x.ndim)
+        return np.max(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad, out, x):
+        kept = _kept_shape(x.shape, self.axis)
+        hit = _value(x) == _value(out).reshape(kept)
+        share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(_value(out).dtype)
+        return (grad.reshape(kept) * share,)
+
+
+# ============================================================ shapes
+
+class Reshape(_Primitive):
+    """y = x viewed with another shape;  dx = dy reshaped back"""
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(int(n) for n in shape)
+
+    def forward(self, x):
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}") from None
+
+    def backward(self, grad, out, x):
+        return (grad.reshape(x.shape),)
+
+
+class Transpose(_Primitive):
+    """y = x with its axes permuted;  dx = dy permuted back"""
+    __slots__ = ("axes",)
+
+    def __init__(self, axes=None):
+        self.axes = None if axes is None else tuple(int(a) for a in axes)
+
+    def forward(self, x):
+        if self.axes is None:
+            self.axes = tuple(reversed(range(x.ndim)))
+        elif sorted(a % x.ndim for a in self.axes) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+        return x.transpose(self.axes)
+
+    def backward(self, grad, out, x):
+        return (grad.transpose(tuple(np.argsort([a % out.ndim for a in self.axes]))),)
+
+
+class BroadcastTo(_Primitive):
+    """y = x repeated along broadcast axes to `shape`;  dx = dy summed over them (done by Function)"""
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        try:
+            return np.broadcast_to(x, self.shape)
+        except ValueError:
+            raise ShapeError(f"broadcast_to: cannot broadcast {x.shape} to {self.shape}") from None
+
+    def backward(self, grad, out, x):
+        return (grad,)
+
+
+def _index(index):
+    """Normalize an index: Tensors and lists become integer or boolean arrays; floats are refused."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out, fancy = [], False
+    for p in parts:
+        if isinstance(p, Tensor):
+            p = p.data
+        if isinstance(p, (list, np.ndarray)):
+            p = np.asarray(p)
+            if p.dtype.kind == "f":
+                raise TypeError(f"getitem: index arrays must hold integers or booleans, got dtype {p.dtype}")
+            fancy = fancy or p.dtype.kind in "iu"
+        out.append(p)
+    return (tuple(out) if isinstance(index, tuple) else out[0]), fancy
+
+
+class GetItem(_Primitive):
+    """y = x[index];  dx = zeros like x with dy added at index (repeated indices accumulate)"""
+    __slots__ = ("index", "fancy")
+
+    def __init__(self, index):
+        self.index, self.fancy = _index(index)
+
+    def forward(self, x):
+        return x[self.index]
+
+    def backward(self, grad, out, x):
+        return (scatter(grad, self.index, x.shape),)
+
+
+class Scatter(_Primitive):
+    """y = zeros(shape) with x added at index (GetItem's backward);  dx = dy[index]"""
+    __slots__ = ("index", "fancy", "shape")
+
+    def __init__(self, index, shape):
+        self.index, self.fancy = _index(index)
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        y = np.zeros(self.shape, dtype=x.dtype)
+        if self.fancy:
+            np.add.at(y, self.index, x)  # integer arrays may repeat an index: contributions add up
+        else:
+            y[self.index] = x
+        return y
+
+    def backward(self, grad, out, x):
+        return (grad[self.index],)
+
+
+class Concatenate(_Primitive):
+    """y = [x1, x2, ...] joined along axis;  dx_i = the slice of dy that x_i filled"""
+    __slots__ = ("axis",)
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        if not xs:
+            raise ShapeError("concatenate: needs at least one tensor")
+        first = xs[0].shape
+        self.axis = _axes(self.axis, len(first))[0] if first else self.axis
+        for x in xs[1:]:
+            if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
+                                           if i != self.axis):
+                raise ShapeError(f"concatenate: shapes {[t.shape for t in xs]} differ outside axis {self.axis}")
+        return np.concatenate(xs, axis=self.axis)
+
+    def backward(self, grad, out, *xs):
+        grads, start = [], 0
+        for x in xs:
+            stop = start + x.shape[self.axis]
+            grads.append(grad[(slice(None),) * self.axis + (slice(start, stop),)])
+            start = stop
+        return tuple(grads)
+
+
+# ============================================================ compositions the Tensor offers (no derivative here)
+
+def broadcast_to(x, shape):
+    """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays."""
+    if isinstance(x, Tensor):
+        return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
+    return np.broadcast_to(x, shape)
+
+
+def scatter(x, index, shape):
+    """zeros(shape) with x added at index. Works on Tensors (recorded) and on ndarrays."""
+    if isinstance(x, Tensor):
+        return Scatter(index, shape)(x)
+    return Scatter(index, shape).forward(x)
+
+
+def where(cond, a, b):
+    """a where cond is true, else b (cond: a boolean array, e.g. z > 0; not differentiable)."""
+    return Where(cond)(a, b)
+
+
+def maximum(a, b):
+    """Elementwise max(a, b); at ties the gradient is split evenly."""
+    return Maximum()(a, b)
+
+
+def minimum(a, b):
+    """Elementwise min(a, b) = -max(-a, -b); at ties the gradient is split evenly."""
+    return -Maximum()(-a, -b)
+
+
+def concatenate(tensors, axis=0):
+    """Join tensors along an existing axis."""
+    return Concatenate(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis: each is reshaped with a 1 inserted at `axis`, then concatenated."""
+    ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not ts:
+        raise ShapeError("stack: needs at least one tensor")
+    ax = axis % (ts[0].ndim + 1)
+    return concatenate([t.reshape(t.shape[:ax] + (1,) + t.shape[ax:]) for t in ts], axis=ax)
+
+
+def _mean(self, axis=None, keepdims=False):
+    """Average over axes: sum * (1 / count)."""
+    count = 1
+    for ax in _axes(axis, self.ndim):
+        count *= self.shape[ax]
+    return Sum(axis, keepdims)(self) * (1.0 / count)
+
+
+def _shape_args(args):
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def _rpow(self, base):
+    if isinstance(base, (int, float)) and base > 0:
+        return (self * float(np.log(base))).exp()
+    raise TypeError("pow: a constant base must be a positive number (base ** t = exp(t * log(base)))")
+
+
+# ============================================================ binding: the Tensor's operators and methods
+
+Tensor.__add__ = lambda self, other: Add()(self, other)
+Tensor.__radd__ = lambda self, other: Add()(other, self)
+Tensor.__sub__ = lambda self, other: Sub()(self, other)
+Tensor.__rsub__ = lambda self, other: Sub()(other, self)
+Tensor.__mul__ = lambda self, other: Mul()(self, other)
+Tensor.__rmul__ = lambda self, other: Mul()(other, self)
+Tensor.__truediv__ = lambda self, other: Div()(self, other)
+Tensor.__rtruediv__ = lambda self, other: Div()(other, self)
+Tensor.__neg__ = lambda self: Neg()(self)
+Tensor.__pow__ = lambda self, p: Pow(p)(self)
+Tensor.__rpow__ = _rpow
+Tensor.__matmul__ = lambda self, other: MatMul()(self, other)
+Tensor.__rmatmul__ = lambda self, other: MatMul()(other, self)
+Tensor.__getitem__ = lambda self, index: GetItem(index)(self)
+Tensor.exp = lambda self: Exp()(self)
+Tensor.log = lambda self: Log()(self)
+Tensor.tanh = lambda self: Tanh()(self)
+Tensor.abs = lambda self: Abs()(self)
+Tensor.sqrt = lambda self: Pow(0.5)(self)
+Tensor.sum = lambda self, axis=None, keepdims=False: Sum(axis, keepdims)(self)
+Tensor.max = lambda self, axis=None, keepdims=False: Max(axis, keepdims)(self)
+Tensor.mean = _mean
+Tensor.reshape = lambda self, *shape: Reshape(_shape_args(shape))(self)
+Tensor.transpose = lambda self, *axes: Transpose(_shape_args(axes) or None)(self)
+Tensor.T = property(lambda self: Transpose()(self))
+Tensor.broadcast_to = lambda self, *shape: broadcast_to(self, _shape_args(shape))
