@@ -338,8 +338,11 @@ def _call_rule(fn, g, out, create_graph):
     for r, x in zip(raw, inputs):
         if r is not None:
             r = sum_to_shape(r, x.shape)
-            if not isinstance(r, Tensor) and r.dtype != x.data.dtype:
-                r = r.astype(x.data.dtype)  # a float32 input gets a float32 gradient, whatever it met
+            if type(r) is not Tensor:
+                if type(r) is not np.ndarray:
+                    r = np.asarray(r)  # NumPy gives scalars for 0-d results
+                if r.dtype != x.data.dtype:
+                    r = r.astype(x.data.dtype)  # a float32 input gets a float32 gradient, whatever it met
         in_grads.append(r)
     if _mode.get() & _ANOMALY:
         for r in in_grads:
@@ -372,9 +375,11 @@ def _accumulate(grad_of, owned, x, g):
     elif id(old) in owned and not isinstance(g, Tensor):
         np.add(old, g, out=old)
     else:
-        grad_of[x] = new = old + g
-        if not isinstance(new, Tensor):
+        new = old + g
+        if type(new) is not Tensor:
+            new = np.asarray(new)  # 0-d sums come back as NumPy scalars
             owned.add(id(new))
+        grad_of[x] = new
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
