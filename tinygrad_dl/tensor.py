@@ -99,7 +99,7 @@ class Tensor:
     @staticmethod
     def _make(data, requires_grad=False, creator=None):
         """Fast internal constructor: `data` is already a float ndarray."""
-        t = Tensor.__new__(Tensor)
+        t = _new(Tensor)
         t.data, t.grad, t.requires_grad, t.creator, t.name, t._retain = data, None, requires_grad, creator, None, False
         return t
 
@@ -151,7 +151,7 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad (no input had requires_grad=True, "
                                "or it was computed under no_grad())")
         grads = run_backward([self], None if grad is None else [grad], retain_graph=retain_graph,
-                             keep=_keeps_grad)
+                             keep="leaves")
         seen = {id(_value(grad))}
         for t, g in grads.items():
             if id(g) in seen or g.base is not None or not g.flags.writeable:
@@ -160,8 +160,7 @@ class Tensor:
             t.grad = g if t.grad is None else t.grad + g
 
 
-def _keeps_grad(t: Tensor) -> bool:
-    return t.creator is None or t._retain
+_new = object.__new__
 
 
 def _value(x):
@@ -202,9 +201,9 @@ class Function:
         return (type(self).__doc__ or "").strip().splitlines()[0] if type(self).__doc__ else ""
 
     @property
-    def needs_grad(self) -> tuple:
+    def needs_grad(self) -> list:
         """Which inputs need a gradient (rules skip the expensive ones that do not)."""
-        return tuple(x.requires_grad for x in self.inputs)
+        return [x.requires_grad for x in self.inputs]
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -212,14 +211,27 @@ class Function:
         return cls(**params)(*inputs)
 
     def __call__(self, *args):
-        ref = None
-        for a in args:
-            if type(a) is Tensor:
-                ref = a
-                break
-        inputs = tuple(a if type(a) is Tensor else _constant(a, ref) for a in args)
+        # the hot path of every forward op: kept flat on purpose (one and two inputs without generic loops)
+        if len(args) == 2:
+            a, b = args
+            if type(a) is not Tensor:
+                a = _constant(a, b if type(b) is Tensor else None)
+            if type(b) is not Tensor:
+                b = _constant(b, a)
+            inputs = (a, b)
+            needs = a.requires_grad or b.requires_grad
+            fwd_args = (a.data, b.data)
+        elif len(args) == 1 and type(args[0]) is Tensor:
+            inputs = args
+            needs = args[0].requires_grad
+            fwd_args = (args[0].data,)
+        else:
+            ref = next((a for a in args if type(a) is Tensor), None)
+            inputs = tuple(a if type(a) is Tensor else _constant(a, ref) for a in args)
+            needs = any(t.requires_grad for t in inputs)
+            fwd_args = [t.data for t in inputs]
         try:
-            data = self.forward(*[t.data for t in inputs])
+            data = self.forward(*fwd_args)
         except ShapeError:
             raise
         except ValueError as e:  # NumPy's broadcasting errors, re-raised in our words
@@ -231,12 +243,14 @@ class Function:
         if mode & _ANOMALY:
             self.site = _user_site()
             _check_finite(data, self, "forward value")
-        if mode & _GRAD:
-            for t in inputs:
-                if t.requires_grad:
-                    self.inputs = inputs
-                    return Tensor._make(data, True, self)
-        return Tensor._make(data)
+        out = _new(Tensor)
+        out.data, out.grad, out.name, out._retain = data, None, None, False
+        if needs and mode & _GRAD:
+            self.inputs = inputs
+            out.requires_grad, out.creator = True, self
+        else:
+            out.requires_grad, out.creator = False, None
+        return out
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -248,10 +262,24 @@ class Function:
         return f"<{self.name}>"
 
 
+_CONSTANTS: dict = {}  # (value, dtype) -> constant Tensor: numbers like 1, 0.5, 1/m recur in every step
+
+
 def _constant(x, ref):
-    """Wrap a number or array as a constant Tensor; Python numbers take the dtype of the tensor beside them."""
+    """Wrap a number or array as a constant Tensor; Python numbers take the dtype of the tensor beside them
+    (NumPy 2's rule: a Python float never upcasts float32)."""
     if isinstance(x, (int, float)) and ref is not None:
-        return Tensor._make(np.asarray(x, dtype=ref.data.dtype))
+        key = (x, ref.data.dtype)
+        t = _CONSTANTS.get(key)
+        if t is None:
+            if len(_CONSTANTS) > 4096:
+                _CONSTANTS.clear()
+            arr = np.asarray(x, dtype=ref.data.dtype)
+            arr.flags.writeable = False
+            t = _CONSTANTS[key] = Tensor._make(arr)
+        return t
+    if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
+        return Tensor._make(x.astype(ref.data.dtype))  # a mask multiplies in the tensor's dtype
     return Tensor(x)
 
 
@@ -273,82 +301,104 @@ def toposort(roots, include_constants=False) -> list:
     Constants (tensors that need no gradient) are left out unless `include_constants=True`."""
     order, seen = [], set()
     stack = [(r, False) for r in roots]
+    pop, push, visit = stack.pop, stack.append, seen.add
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         if expanded:
             order.append(t)
             continue
         if t in seen:
             continue
-        seen.add(t)
-        stack.append((t, True))
+        visit(t)
+        push((t, True))
         fn = t.creator
         if fn is not None:
-            if fn.inputs is None:
+            inputs = fn.inputs
+            if inputs is None:
                 raise RuntimeError(f"backward: the graph through {fn.name} was already freed by an earlier "
                                    f"backward(); pass retain_graph=True to the first backward to go through it again")
-            for x in fn.inputs:
+            for x in inputs:
                 if (include_constants or x.requires_grad) and x not in seen:
-                    stack.append((x, False))
+                    push((x, False))
     return order
 
 
 def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, hook=None, keep=None) -> dict:
-    """The backward pass. Returns {tensor: gradient} for the tensors `keep(t)` accepts (default: all reached).
+    """The backward pass: {tensor: gradient}, ndarrays (or recorded Tensors when `create_graph=True`).
 
-    Gradients are ndarrays, or Tensors that record their own graph when `create_graph=True`.
+    keep=None returns every tensor's gradient; keep="leaves" only leaves' and `retain_grad()` tensors';
+    a set of tensors returns those (plus leaves). Other intermediate gradients are dropped as soon as used.
     `hook(out, fn, grad_out, input_grads)` sees every op in the engine's order (the visualizer uses it).
     """
     order = toposort(roots)
+    keep_all, wanted = keep is None, keep if isinstance(keep, (set, frozenset)) else ()
     grad_of, owned = {}, set()  # owned: ids of sums this pass allocated, safe to add into in place
     for r, g in zip(roots, grads or [None] * len(roots)):
         _accumulate(grad_of, owned, r, _root_grad(r, g, create_graph))
-    token = _mode.set((_mode.get() | _GRAD) if create_graph else (_mode.get() & ~_GRAD))
+    mode = _mode.get()
+    token = _mode.set((mode | _GRAD) if create_graph else (mode & ~_GRAD))
     try:
         for t in reversed(order):
             fn = t.creator
-            g = grad_of.get(t) if (keep is None or keep(t)) else grad_of.pop(t, None)
-            if fn is None or g is None:
+            if fn is None:
                 continue
-            in_grads = _call_rule(fn, g, t, create_graph)
-            if hook is not None:
-                hook(t, fn, g, in_grads)
-            for x, gx in zip(fn.inputs, in_grads):
+            g = grad_of.get(t) if keep_all or t._retain or t in wanted else grad_of.pop(t, None)
+            if g is None:
+                continue
+            inputs = fn.inputs
+            if create_graph or not fn.ndarray_backward:
+                in_grads = _tensor_rule(fn, g, t, create_graph)
+            else:  # first order: the rule runs directly on ndarrays
+                in_grads = fn.backward(g, t.data, *[x.data for x in inputs])
+            if hook is not None or mode & _ANOMALY:
+                in_grads = _fit_all(fn, in_grads, inputs)
+                if hook is not None:
+                    hook(t, fn, g, in_grads)
+            for x, gx in zip(inputs, in_grads):
                 if gx is not None and x.requires_grad:
-                    _accumulate(grad_of, owned, x, gx)
+                    gx = _fit(gx, x)
+                    if x in grad_of:
+                        _accumulate(grad_of, owned, x, gx)
+                    else:
+                        grad_of[x] = gx
             if not retain_graph:
                 fn.inputs = None  # release the saved inputs: memory goes back now, a second pass is an error
     finally:
         _mode.reset(token)
-    return grad_of if keep is None else {t: g for t, g in grad_of.items() if keep(t)}
+    if keep_all:
+        return grad_of
+    return {t: g for t, g in grad_of.items() if t.creator is None or t._retain or t in wanted}
 
 
-def _call_rule(fn, g, out, create_graph):
-    """Run one op's backward rule: on ndarrays (fast, first order) or on Tensors (recorded, any order)."""
-    inputs = fn.inputs
-    if create_graph or not fn.ndarray_backward:
-        raw = fn.backward(g if isinstance(g, Tensor) else Tensor._make(g), out, *inputs)
-        if not create_graph:
-            raw = tuple(None if r is None else np.asarray(_value(r)) for r in raw)
-    else:
-        raw = fn.backward(g, out.data, *[x.data for x in inputs])
-    if len(raw) != len(inputs):
-        raise RuntimeError(f"{fn.name}.backward returned {len(raw)} gradients for {len(inputs)} inputs")
-    in_grads = []
-    for r, x in zip(raw, inputs):
-        if r is not None:
-            r = sum_to_shape(r, x.shape)
-            if type(r) is not Tensor:
-                if type(r) is not np.ndarray:
-                    r = np.asarray(r)  # NumPy gives scalars for 0-d results
-                if r.dtype != x.data.dtype:
-                    r = r.astype(x.data.dtype)  # a float32 input gets a float32 gradient, whatever it met
-        in_grads.append(r)
+def _tensor_rule(fn, g, out, create_graph):
+    """Run a rule on Tensors: recorded for grad-of-grad, or under no_grad for rules written only for Tensors."""
+    raw = fn.backward(g if type(g) is Tensor else Tensor._make(g), out, *fn.inputs)
+    if len(raw) != len(fn.inputs):
+        raise RuntimeError(f"{fn.name}.backward returned {len(raw)} gradients for {len(fn.inputs)} inputs")
+    return raw if create_graph else [None if r is None else np.asarray(_value(r)) for r in raw]
+
+
+def _fit(r, x):
+    """Sum one gradient back to its input's shape (undo broadcasting) and give it the input's dtype."""
+    xd = x.data
+    if r.shape != xd.shape:
+        r = sum_to_shape(r, xd.shape)
+    if type(r) is not Tensor:
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)  # NumPy gives scalars for 0-d results
+        if r.dtype is not xd.dtype and r.dtype != xd.dtype:
+            r = r.astype(xd.dtype)  # a float32 input gets a float32 gradient, whatever it met
+    return r
+
+
+def _fit_all(fn, raw, inputs):
+    """Every input's gradient fitted to it, checked for NaN/inf under detect_anomaly()."""
+    fitted = [None if r is None else _fit(r, x) for r, x in zip(raw, inputs)]
     if _mode.get() & _ANOMALY:
-        for r in in_grads:
+        for r in fitted:
             if r is not None:
                 _check_finite(_value(r), fn, "gradient")
-    return in_grads
+    return fitted
 
 
 def _root_grad(r, g, create_graph):
@@ -394,9 +444,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if not o.requires_grad:
             raise RuntimeError("grad: an output does not require grad (it does not depend on any input)")
     retain = create_graph if retain_graph is None else retain_graph
-    wanted = set(inputs)
-    found = run_backward(outputs, grad_outputs, retain_graph=retain, create_graph=create_graph,
-                         keep=lambda t: t in wanted)
+    found = run_backward(outputs, grad_outputs, retain_graph=retain, create_graph=create_graph, keep=set(inputs))
     result = []
     for i, x in enumerate(inputs):
         g = found.get(x)
