@@ -70,8 +70,8 @@ def _compare(name, got, want, rtol, atol):
     if bad.any():
         worst = np.unravel_index(np.argmax(np.where(bad, err, -1)), want.shape)
         raise AssertionError(f"{name}: {int(bad.sum())} of {want.size} elements differ; worst at index "
-                             f"{tuple(int(i) for i in worst)}: backprop {got[worst]!r} vs numerical "
-                             f"{want[worst]!r} (|diff| {err[worst]:.3g} > atol {atol:g} + rtol {rtol:g} * |numerical|)")
+                             f"{tuple(int(i) for i in worst)}: backprop {float(got[worst]):.10g} vs numerical "
+                             f"{float(want[worst]):.10g} (|diff| {err[worst]:.3g} > atol {atol:g} + rtol {rtol:g} * |numerical|)")
 
 
 def assert_grad_close(f, inputs, grad_output=None, eps=1e-6, rtol=1e-5, atol=1e-7):
