@@ -127,6 +127,16 @@ def test_leaf_grads_never_alias_each_other_or_the_callers_array():
     np.testing.assert_array_equal(g, [0, 1, 2])
 
 
+def test_a_passed_through_sum_is_never_added_into_in_place():
+    # x's gradient is a sum of two contributions; Add hands that same array on to y and k, and y gets more later
+    y, k = Tensor(np.ones((2, 2)), requires_grad=True), Tensor(np.ones((2, 2)), requires_grad=True)
+    x = (y + k).retain_grad()
+    (x.sum() + x.sum() + (y * 3).sum()).backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 2), 2.0))
+    np.testing.assert_array_equal(y.grad, np.full((2, 2), 5.0))
+    np.testing.assert_array_equal(k.grad, np.full((2, 2), 2.0))
+
+
 def test_broadcast_gradients_are_summed_to_each_input_shape():
     W = Tensor(np.ones((3, 2)), requires_grad=True)
     b = Tensor(np.zeros((3, 1)), requires_grad=True)

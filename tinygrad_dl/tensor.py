@@ -350,6 +350,8 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
                 in_grads = _tensor_rule(fn, g, t, create_graph)
             else:  # first order: the rule runs directly on ndarrays
                 in_grads = fn.backward(g, t.data, *[x.data for x in inputs])
+            if owned:
+                owned.discard(id(g))  # a rule may pass g itself on to its inputs: no longer ours to add into
             if hook is not None or mode & _ANOMALY:
                 in_grads = _fit_all(fn, in_grads, inputs)
                 if hook is not None:

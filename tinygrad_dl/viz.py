@@ -148,7 +148,7 @@ def summary_lines(a, max_elements=6) -> list:
     return lines + [bad] if bad else lines
 
 
-def summary_line(a, max_elements=3) -> str:
+def summary_line(a, max_elements=4) -> str:
     """A one-line summary: the values when there are at most `max_elements`, else the norm and mean."""
     a = np.asarray(a)
     if a.size <= max_elements:
@@ -196,7 +196,8 @@ def _norm_colour(norm, lo=1e-6, hi=1e6) -> str:
 def _groups(tr) -> dict:
     """Module of each tensor (and of the op that made it): the prefix of a dotted name ("layers.0.W" ->
     "layers.0"); an unnamed intermediate joins the module all its consumers are in (when one of its own inputs
-    is there too), else the one module all its inputs come from."""
+    is there too), or the module its inputs come from when it lies on the way to another module (the activation
+    between two Dense layers); the cost after the last layer stays outside."""
     group = {}
     for t in tr.tensors:
         if t.name and "." in t.name:
@@ -208,12 +209,19 @@ def _groups(tr) -> dict:
         ins = {group.get(x) for x in t.creator.inputs}
         if len(outs) == 1 and None not in outs and outs & ins:
             group[t] = outs.pop()
+    tentative = {}
     for t in tr.tensors:
         if t in group or t.creator is None or t.name:
             continue
-        ins = {group.get(x) for x in t.creator.inputs if x.requires_grad or x.creator is not None}
+        ins = {group.get(x, tentative.get(x)) for x in t.creator.inputs if x.requires_grad or x.creator is not None}
         if len(ins) == 1 and None not in ins:
-            group[t] = ins.pop()
+            tentative[t] = ins.pop()
+    confirmed = set()
+    for t in reversed(tr.tensors):
+        if t in tentative and any((group.get(o) not in (None, tentative[t])) or o in confirmed
+                                  for o, _ in tr.consumers[t]):
+            confirmed.add(t)
+    group.update((t, tentative[t]) for t in confirmed)
     return group
 
 
@@ -333,7 +341,7 @@ def _keep_set(tr, o):
 
 def _dot_lines(tr, o) -> list:
     """The statements of the DOT graph (shared by to_dot and draw_graph)."""
-    lines = [f"rankdir={o.rankdir}", 'node [fontname="Helvetica,Arial,sans-serif" fontsize=11]',
+    lines = [f"rankdir={o.rankdir} ranksep=0.3 nodesep=0.25", 'node [fontname="Helvetica,Arial,sans-serif" fontsize=11]',
              'edge [fontname="Helvetica,Arial,sans-serif" fontsize=9 color="#6b7280" arrowsize=0.7]']
     label = o.title or ""
     if tr.note and o.show_grads:
@@ -563,7 +571,8 @@ def _course_rule(step, tr) -> list:
         lines += [f"d{n[0]} = -d{y}"]
     else:
         lines += [f"{'d' + nx} = local rule applied to d{y}" for nx in n]
-    return lines
+    constant = [f"d{nx} " for x, nx in zip(ins, n) if not x.requires_grad]
+    return [line for line in lines if not any(line.startswith(c) for c in constant)]
 
 
 def _flat(a, limit):

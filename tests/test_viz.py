@@ -1,0 +1,288 @@
+"""tinygrad_dl.viz: DOT text (no binary needed), labels checked against course formulas written out in NumPy,
+rendering with Graphviz, the missing-`dot` error, module clusters and the summary of huge graphs."""
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import tinygrad_dl as dl
+from tinygrad_dl import viz
+from tinygrad_dl.tensor import toposort
+from conftest import need_binary, need_module
+
+
+def logistic_regression(m=3, n_x=2, seed=0, w=None):
+    """Course notes 1.2: Z = w^T X + b, A = sigmoid(Z), J = -(1/m) sum(Y log A + (1 - Y) log(1 - A))."""
+    rng = np.random.default_rng(seed)
+    X = dl.Tensor(rng.standard_normal((n_x, m)), name="X")
+    Y = dl.Tensor((rng.random((1, m)) > 0.5).astype(float), name="Y")
+    w = dl.Tensor(np.zeros((n_x, 1)) if w is None else w, requires_grad=True, name="w")
+    b = dl.Tensor(np.zeros((1, 1)), requires_grad=True, name="b")
+    Z = w.T @ X + b
+    Z.name = "Z"
+    A = 1 / (1 + (-Z).exp())
+    A.name = "A"
+    J = -(Y * A.log() + (1 - Y) * (1 - A).log()).mean()
+    J.name = "J"
+    return J, dict(X=X, Y=Y, w=w, b=b, Z=Z, A=A)
+
+
+def node_labels(dot):
+    """{node id: visible label text} parsed from DOT text (HTML-like labels stripped of tags)."""
+    out = {}
+    for m in re.finditer(r'^\s*(\w+) \[id="(\w+)"(.*)\]$', dot, flags=re.M):
+        rest = m.group(3)
+        lab = re.search(r'label=<(.*)> ', rest) or re.search(r'label="((?:[^"\\]|\\.)*)"', rest)
+        text = lab.group(1) if lab else ""
+        text = re.sub(r"<BR/>|</TR>", "\n", text)
+        text = re.sub(r"<[^>]+>", "", text).replace("\\n", "\n")
+        out[m.group(2)] = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    return out
+
+
+def edges(dot):
+    return set(re.findall(r"^\s*(\w+) -> (\w+)", dot, flags=re.M))
+
+
+def fmt(v):
+    s = f"{float(v):.4g}"
+    return "0" if s == "-0" else s
+
+
+# ---------------------------------------------------------------- DOT text
+
+def test_to_dot_is_pure_and_has_every_node_and_edge(monkeypatch, tmp_path):
+    J, t = logistic_regression()
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # importing graphviz would fail
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no `dot` binary
+    dot = viz.to_dot(J, fold_scalars=False)
+    order = toposort([J], include_constants=True)
+    labels, es = node_labels(dot), edges(dot)
+    expected_edges = set()
+    for i, x in enumerate(order):
+        assert f"t{i}" in labels
+        if x.creator is not None:
+            assert labels[f"f{i}"].split("\n")[0] == x.creator.name
+            expected_edges.add((f"f{i}", f"t{i}"))
+            for inp in x.creator.inputs:
+                expected_edges.add((f"t{order.index(inp)}", f"f{i}"))
+        else:
+            assert f"f{i}" not in labels
+    assert es == expected_edges
+    for name in ("X", "Y", "w", "b", "Z", "A", "J"):
+        i = order.index(t[name] if name != "J" else J)
+        assert labels[f"t{i}"].split("\n")[0] == name
+        assert f"{tuple(order[i].shape)} float64" in labels[f"t{i}"]
+
+
+def test_folded_scalars_are_written_inside_their_op():
+    J, t = logistic_regression()
+    dot = viz.to_dot(J)
+    order = toposort([J], include_constants=True)
+    labels = node_labels(dot)
+    scalars = [i for i, x in enumerate(order) if x.creator is None and x.size == 1 and not x.requires_grad]
+    assert scalars and all(f"t{i}" not in labels for i in scalars)
+    assert any(lab == "Sub\n1 − ·" for lab in labels.values())  # 1 - A
+    assert any(lab == "Div\n1 ÷ ·" for lab in labels.values())  # 1 / (1 + exp(-Z))
+    assert any(lab.startswith("Mul\n") and "0.3333" in lab for lab in labels.values())  # the mean's 1/m
+
+
+def test_values_and_gradients_match_the_course_formulas():
+    w0 = np.array([[0.3], [-0.7]])
+    J, t = logistic_regression(m=3, w=w0)
+    X, Y = t["X"].data, t["Y"].data
+    Z = w0.T @ X  # b = 0
+    A = 1 / (1 + np.exp(-Z))
+    dZ = (A - Y) / 3  # course alg. 1.3, with the cost's 1/m
+    dw, db = X @ dZ.T, dZ.sum()
+    labels = node_labels(viz.to_dot(J))
+    order = toposort([J], include_constants=True)
+    lab = {name: labels[f"t{order.index(t[name])}"] for name in ("w", "b", "Z", "A")}
+    assert f"∇ [{fmt(dw[0, 0])}]" in lab["w"] and f"[{fmt(dw[1, 0])}]" in lab["w"]
+    assert f"∇ {fmt(db)}" in lab["b"]
+    assert "∇ [" + " ".join(fmt(v) for v in dZ[0]) + "]" in lab["Z"]
+    assert "[" + " ".join(fmt(v) for v in A[0]) + "]" in lab["A"]
+    Jv = -np.mean(Y * np.log(A) + (1 - Y) * np.log(1 - A))
+    assert fmt(Jv) in labels[f"t{order.index(J)}"]
+    # drawing touched no .grad and kept the graph: an ordinary backward afterwards still works
+    assert t["w"].grad is None and t["b"].grad is None
+    J.backward()
+    np.testing.assert_allclose(t["w"].grad, dw, rtol=1e-12)
+
+
+def test_big_tensors_are_summarized_with_min_mean_max_norm():
+    rng = np.random.default_rng(3)
+    W = dl.Tensor(rng.standard_normal((5, 4)), requires_grad=True, name="W")
+    J = (W * W).sum()
+    labels = node_labels(viz.to_dot(J, max_elements=6))
+    i = toposort([J], include_constants=True).index(W)
+    text = labels[f"t{i}"]
+    d = W.data
+    assert f"min {fmt(d.min())}  mean {fmt(d.mean())}  max {fmt(d.max())}" in text
+    assert f"‖·‖ {fmt(np.sqrt((d ** 2).sum()))}" in text
+    g = 2 * d
+    assert f"‖·‖ {fmt(np.sqrt((g ** 2).sum()))}" in text.split("∇")[1]
+    small = node_labels(viz.to_dot(J, max_elements=20))[f"t{i}"]
+    assert "[" + " ".join(fmt(v) for v in d[0]) + "]" in small
+
+
+def test_nan_and_inf_are_flagged_in_red():
+    x = dl.Tensor(np.array([[1.0, np.nan, np.inf, 2.0]]), requires_grad=True, name="x")
+    J = (x * 2).sum()
+    dot = viz.to_dot(J, max_elements=2)
+    i = toposort([J], include_constants=True).index(x)
+    line = next(ln for ln in dot.splitlines() if ln.strip().startswith(f"t{i} "))
+    assert 'color="#dc2626"' in line and "1 NaN, 1 inf" in line and "#b91c1c" in line
+
+
+def test_released_graph_gives_a_clear_error():
+    J, _ = logistic_regression()
+    J.backward()
+    with pytest.raises(viz.GraphReleasedError, match=r"before calling backward\(\).*retain_graph=True"):
+        viz.to_dot(J)
+    J2, _ = logistic_regression()
+    J2.backward(retain_graph=True)
+    assert "digraph" in viz.to_dot(J2)
+
+
+def test_non_scalar_root_needs_grad_for_gradients():
+    x = dl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True, name="x")
+    y = x * x
+    assert "∇" not in viz.to_dot(y) and "not a scalar" in viz.to_dot(y)
+    labels = node_labels(viz.to_dot(y, grad=np.array([[1.0, 10.0]])))
+    assert "∇ [2 40]" in labels[f"t{toposort([y], include_constants=True).index(x)}"]  # dy/dx = 2x times the upstream gradient
+    with pytest.raises(ValueError, match="shape"):
+        viz.to_dot(y, grad=np.ones((2, 1)))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="Tensor"):
+        viz.to_dot(np.ones(3))
+    J, _ = logistic_regression()
+    with pytest.raises(ValueError, match="color_by"):
+        viz.to_dot(J, color_by="rainbow")
+
+
+# ---------------------------------------------------------------- colours, modules, huge graphs
+
+def deep_chain(n_layers, scale, seed=0, n=4, m=3):
+    """Dense layers named like the nn helper names them: layers.{l}.W / .b / .Z, tanh in between."""
+    rng = np.random.default_rng(seed)
+    A = dl.Tensor(rng.standard_normal((n, m)), name="X")
+    params = []
+    for l in range(n_layers):
+        W = dl.Tensor(rng.standard_normal((n, n)) * scale, requires_grad=True, name=f"layers.{l}.W")
+        b = dl.Tensor(np.zeros((n, 1)), requires_grad=True, name=f"layers.{l}.b")
+        Z = W @ A + b
+        Z.name = f"layers.{l}.Z"
+        A = Z.tanh()
+        params += [W, b]
+    J = (A * A).mean()
+    J.name = "J"
+    return J, params
+
+
+def test_color_by_grad_norm_shows_vanishing_gradients():
+    J, params = deep_chain(6, scale=0.3)
+    grads = dl.grad(J, params, retain_graph=True)
+    norms = [np.sqrt((g.data ** 2).sum()) for g in grads[0::2]]
+    small, big = params[0::2][int(np.argmin(norms))], params[0::2][int(np.argmax(norms))]
+    assert max(norms) > 2 * min(norms)
+    dot = viz.to_dot(J, color_by="grad_norm", norm_range=(1e-6, 1e6))
+    assert viz._norm_colour(min(norms)) != viz._norm_colour(max(norms))
+    order = toposort([J], include_constants=True)
+
+    def fill(t):
+        line = next(ln for ln in dot.splitlines() if ln.strip().startswith(f"t{order.index(t)} "))
+        return re.search(r'fillcolor="#(\w+)"', line).group(1)
+
+    first, last = fill(small), fill(big)
+    blue = lambda c: int(c[4:6], 16) - int(c[0:2], 16)  # how much bluer than red
+    assert blue(first) > blue(last) > 0
+    assert fill(J) == "ffffff"  # norm 1 sits in the middle of the scale
+    assert "vanishing" in dot and "penwidth" in dot
+
+
+def test_group_modules_clusters_each_dense_layer():
+    J, params = deep_chain(3, scale=0.5)
+    dot = viz.to_dot(J, group_modules=True)
+    order = toposort([J], include_constants=True)
+    for l in range(3):
+        m = re.search(r'subgraph "cluster_layers\.%d" \{(.*?)\n  \}' % l, dot, flags=re.S)
+        assert m, f"no cluster for layers.{l}"
+        body = m.group(1)
+        for suffix in ("W", "b", "Z"):
+            t = next(x for x in order if x.name == f"layers.{l}.{suffix}")
+            assert f"\n    t{order.index(t)} [" in body
+        z = next(x for x in order if x.name == f"layers.{l}.Z")
+        matmul_out = z.creator.inputs[0]
+        assert z.creator.name == "Add" and matmul_out.creator.name == "MatMul"
+        assert f"\n    f{order.index(z)} [" in body and f"\n    f{order.index(matmul_out)} [" in body
+        # the unnamed tanh between two layers joins the layer it comes from; after the last layer it stays out
+        a = next(o for o in order if o.creator is not None and o.creator.name == "Tanh" and o.creator.inputs[0] is z)
+        assert (f"\n    f{order.index(a)} [" in body) == (l < 2)
+        assert (f"\n  f{order.index(a)} [" in dot) == (l == 2)
+    collapsed = viz.to_dot(J, collapse_modules=True)
+    x = next(o for o in order if o.name == "X")
+    assert collapsed.count("shape=\"box3d\"") == 3
+    es = edges(collapsed)
+    assert ("m_layers_0", "m_layers_1") in es and ("m_layers_1", "m_layers_2") in es
+    assert ("m_layers_0", "m_layers_2") not in es and (f"t{order.index(x)}", "m_layers_0") in es
+
+
+def test_huge_graph_is_summarized_quickly():
+    x = dl.Tensor(np.ones((2, 2)), requires_grad=True, name="x")
+    y = x
+    for _ in range(5000):  # 5000 ops + 5000 tensors + constants
+        y = y * 1.0001
+    J = y.sum()
+    dot = viz.to_dot(J, max_nodes=300)
+    labels = node_labels(dot)
+    assert len(labels) <= 300 + 3
+    assert "more tensors not drawn" in labels["elided"] and "Mul×" in labels["elided"]
+    order = toposort([J], include_constants=True)
+    assert f"t{order.index(J)}" in labels  # the part nearest the root is drawn
+    need_binary("dot")
+    path = viz.render(J, os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"huge-{os.getpid()}"), max_nodes=300)
+    assert os.path.getsize(path) > 1000
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_render_writes_dot_then_svg(tmp_path):
+    need_binary("dot")
+    J, t = logistic_regression()
+    out = viz.render(J, tmp_path / "lr")
+    assert out == str(tmp_path / "lr.svg")
+    dot_text = (tmp_path / "lr.dot").read_text(encoding="utf-8")
+    assert dot_text == viz.to_dot(J)
+    svg = ET.parse(out).getroot()
+    ids = {g.get("id") for g in svg.iter("{http://www.w3.org/2000/svg}g")}
+    order = toposort([J], include_constants=True)
+    assert f"t{order.index(t['w'])}" in ids and f"t{order.index(J)}" in ids
+    assert viz.render(J, tmp_path / "again.svg") == str(tmp_path / "again.svg")
+
+
+def test_missing_dot_is_a_clear_error_and_the_dot_file_is_written(tmp_path, monkeypatch):
+    J, _ = logistic_regression()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(viz.GraphvizNotFoundError) as err:
+        viz.render(J, tmp_path / "g")
+    msg = str(err.value)
+    assert "apt-get install graphviz" in msg and "brew install graphviz" in msg
+    assert str(tmp_path / "g.dot") in msg
+    assert (tmp_path / "g.dot").read_text(encoding="utf-8").startswith("digraph")
+    with pytest.raises(viz.GraphvizNotFoundError):
+        viz.backprop_html(J, tmp_path / "page.html")
+
+
+def test_draw_graph_returns_a_digraph():
+    graphviz = need_module("graphviz")
+    J, _ = logistic_regression()
+    g = viz.draw_graph(J)
+    assert isinstance(g, graphviz.Digraph)
+    assert edges(g.source) == edges(viz.to_dot(J))
+    assert set(node_labels(g.source)) == set(node_labels(viz.to_dot(J)))
