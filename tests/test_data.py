@@ -65,7 +65,7 @@ def test_split_default_fractions_and_determinism():
     assert np.array_equal(again[0][1], Ytr) and np.array_equal(again[2][1], Yte)
     assert not np.array_equal(data.split(X, Y, rng=1)[0][1], Ytr)
     ordered = data.split(X, Y, (0.5, 0.25, 0.25), shuffle=False)
-    assert ordered[0][1].tolist() == list(range(898)) and ordered[2][1][-1] == 1796
+    assert ordered[0][1].tolist() == list(range(899)) and ordered[2][1][-1] == 1796
     Yoh = np.eye(2)[:, np.arange(1797) % 2]            # one-hot (n_y, m) labels split the same way
     (_, Y2), _, _ = data.split(X, Yoh, rng=0)
     assert np.array_equal(Y2, Yoh[:, Ytr])
@@ -178,7 +178,7 @@ def test_early_stopping_history():
     assert stop.best_cost == 2.9 and stop.best_step == 6 and stop.should_stop
 
     stop = data.EarlyStopping(patience=2, min_delta=0.1)
-    assert [stop.step(c) for c in [1.0, 0.95, 0.85, 0.8]] == [False, False, False, True]
+    assert [stop.step(c) for c in [1.0, 0.95, 0.85, 0.8, 0.79]] == [False, False, False, False, True]
     assert stop.best_cost == 0.85 and stop.best_step == 3        # 0.95 and 0.8 were not better by 0.1
 
     stop = data.EarlyStopping(patience=2)

@@ -123,7 +123,8 @@ class Normalizer:
     feature (over axis 1, the examples) on the TRAINING set only, then applied to train, dev and test (§3.2.1).
     A constant feature gets mu = its value and sigma = 1: it becomes 0, never a division by zero.
 
-        >>> norm = Normalizer().fit(X_train); X_dev_n = norm(X_dev)   # or norm.transform(X_dev)
+        norm = Normalizer().fit(X_train)
+        X_dev_n = norm(X_dev)                 # or norm.transform(X_dev)
     """
 
     def __init__(self):
@@ -210,12 +211,12 @@ class EarlyStopping:
     `step(dev_cost, params)` returns True when training should stop; every time the dev cost improves it keeps
     a copy of the parameters (a Module or a list of Tensors), and `restore()` copies the best ones back in place.
 
-        >>> stopper = EarlyStopping(patience=5)
-        >>> for epoch in range(1000):
-        ...     train_one_epoch(); dev_cost = cost(model(X_dev), Y_dev).item()
-        ...     if stopper.step(dev_cost, model):
-        ...         break
-        >>> stopper.restore()        # model now holds the parameters of the best dev cost
+        stopper = EarlyStopping(patience=5)
+        for epoch in range(1000):
+            train_one_epoch()
+            if stopper.step(cost(model(X_dev), Y_dev), model):
+                break
+        stopper.restore()             # the model now holds the parameters of the best dev cost
     """
 
     def __init__(self, patience=5, min_delta=0.0):

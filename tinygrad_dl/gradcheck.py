@@ -170,7 +170,7 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
         if not J.requires_grad:
             raise ValueError("gradcheck: the cost does not depend on any parameter (or f ran under no_grad)")
         wanted = set(tensors)
-        grads = run_backward([J], keep=lambda t: t in wanted)
+        grads = run_backward([J], keep=wanted)
         del J
         backprop = [np.zeros(p.shape) if grads.get(p) is None else np.array(grads[p], dtype=np.float64)
                     for p in tensors]
