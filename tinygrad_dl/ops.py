@@ -253,7 +253,7 @@ class Sum(_Primitive):
 
     def forward(self, x):
         self.axis = _axes(self.axis, x.ndim)
-        return np.sum(x, axis=self.axis, keepdims=self.keepdims)
+        return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape),)
@@ -270,7 +270,7 @@ class Max(_Primitive):
         if x.size == 0:
             raise ShapeError("max: cannot take the max of an empty tensor")
         self.axis = _axes(self.axis, x.ndim)
-        return np.max(x, axis=self.axis, keepdims=self.keepdims)
+        return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
@@ -416,7 +416,9 @@ def broadcast_to(x, shape):
     """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays."""
     if isinstance(x, Tensor):
         return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
-    return np.broadcast_to(x, shape)
+    out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
+    out[...] = x
+    return out
 
 
 def scatter(x, index, shape):

@@ -358,7 +358,9 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
                     hook(t, fn, g, in_grads)
             for x, gx in zip(inputs, in_grads):
                 if gx is not None and x.requires_grad:
-                    gx = _fit(gx, x)
+                    xd = x.data
+                    if type(gx) is not np.ndarray or gx.shape != xd.shape or gx.dtype is not xd.dtype:
+                        gx = _fit(gx, x)
                     if x in grad_of:
                         _accumulate(grad_of, owned, x, gx)
                     else:
