@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import tinygrad_dl as dl  # noqa: E402
 import tinygrad_dl.functional as F  # noqa: E402
-from tinygrad_dl import data, init, nn, optim  # noqa: E402,F401  (submodules: makes dl.nn, dl.optim, ... available)
+from tinygrad_dl import data, init, nn  # noqa: E402
 
 EXAMPLES_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -260,7 +260,11 @@ def save(fig, path) -> None:
 
 def table(rows: list, header: list) -> None:
     """Print a small aligned table."""
-    cells = [list(map(str, header))] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    def fmt(c):
+        if not isinstance(c, float):
+            return str(c)
+        return f"{c:.4f}" if c == 0 or 1e-2 <= abs(c) < 1e4 else f"{c:.4g}"
+    cells = [list(map(str, header))] + [[fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     for k, r in enumerate(cells):
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))

@@ -18,7 +18,6 @@ import numpy as np
 import common
 import tinygrad_dl as dl
 import tinygrad_dl.functional as F
-from tinygrad_dl import viz  # noqa: F401  (dl.viz)
 
 LAYER_DIMS = [64, 64, 32, 10]
 
@@ -67,14 +66,17 @@ def main():
 
 def draw_graph(model, X_small, y_small, path):
     """The computation graph of the cost on a few examples, with values and gradients, as path.svg."""
-    cost = F.cross_entropy(model(dl.Tensor(X_small, name="X")), dl.data.one_hot(common.labels(y_small), 10))
+    Y_small = dl.Tensor(dl.data.one_hot(common.labels(y_small), 10), name="Y")
+    cost = F.cross_entropy(model(dl.Tensor(X_small, name="X")), Y_small)
     cost.name = "J"
-    cost.backward(retain_graph=True)            # keep the graph: the picture walks it after backward
-    try:
-        print(f"wrote {os.path.relpath(dl.viz.render(cost, path, format='svg'))}")
+    try:   # dl.viz runs its own backward pass to show every dJ/dt
+        picture = dl.viz.render(cost, path, format="svg", rankdir="TB", group_modules=True,
+                                title=f"J on {X_small.shape[1]} test images: values and gradients dJ/dt")
+        print(f"wrote {os.path.relpath(picture)}")
     except dl.viz.GraphvizNotFoundError:
         print(f"graphviz `dot` not found: skipped the graph picture (wrote {os.path.relpath(path)}.dot only; "
               f"install graphviz, e.g. apt-get install graphviz, to get {os.path.basename(path)}.svg)")
+
 
 if __name__ == "__main__":
     main()

@@ -83,9 +83,10 @@ def main():
     first_bad_layer = max(int(n[1:]) for n in failing) if failing else None
     print(f"\nclean: {', '.join(clean)};  wrong: {', '.join(failing)}")
     if first_bad_layer is not None:
-        print(f"backprop is right after layer {first_bad_layer} and wrong from W{first_bad_layer} down: the bug is "
-              f"between Z[{first_bad_layer}] and Z[{first_bad_layer + 1}], i.e. in layer {first_bad_layer}'s "
-              f"activation ({BuggySoftplus.__name__}); its rule says: {BuggySoftplus.__doc__.strip()}")
+        l = first_bad_layer
+        print(f"W{l + 1}, b{l + 1} check clean, so dZ[{l + 1}] and dA[{l}] = W[{l + 1}]^T dZ[{l + 1}] are right; "
+              f"W{l}, b{l} fail, so dZ[{l}] is wrong: the bug is in the step dA[{l}] -> dZ[{l}], "
+              f"layer {l}'s activation ({BuggySoftplus.__name__}), whose rule says: {BuggySoftplus.__doc__.strip()}")
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     names = [c.name for c in buggy.breakdown]

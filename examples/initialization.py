@@ -12,6 +12,7 @@ Part 2 measures ||dW[l]|| per layer of a 15-layer ReLU network on digits, at ini
 """
 import os
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 import common
@@ -57,17 +58,28 @@ def part2(args):
     scales = {"randn * 0.01": lambda shape, rng=None, dtype=np.float64: dl.init.normal(shape, 0.01, rng, dtype),
               "randn * 1": lambda shape, rng=None, dtype=np.float64: dl.init.normal(shape, 1.0, rng, dtype),
               "He": dl.init.he}
-    norms = {}
+    norms, stds = {}, {}
     for name, W_init in scales.items():
         model = common.mlp(dims, init=W_init, rng=args.seed)
-        F.cross_entropy(model(dl.Tensor(X)), Y).backward()
+        A, stds[name] = dl.Tensor(X), []
+        for layer in model.layers:                       # the forward pass, layer by layer, to watch A[l]
+            A = layer(A)
+            if isinstance(layer, dl.nn.Dense):
+                stds[name].append(float(A.numpy().std()))
+        F.cross_entropy(A, Y).backward()
         norms[name] = [float(np.linalg.norm(layer.W.grad)) for layer in common.dense_layers(model)]
-    print(f"\n||dW[l]|| at initialization, 15-layer ReLU network {dims[0]}x{dims[1]}...x{dims[-1]} on digits:")
-    common.table([[f"layer {l}"] + [f"{norms[s][l - 1]:.3g}" for s in scales] for l in (1, 5, 10, 15)],
-                 ["", *scales])
-    common.plot_curves(os.path.join(args.out, "gradient_norms.png"), norms, xlabel="layer l", ylabel="||dW[l]||",
-                       logy=True, title="vanishing / exploding gradients at initialization")
-    return {name: norms[name][0] / norms[name][-1] for name in scales}
+    print(f"\nAt initialization, 15-layer ReLU network {dims[0]}x{dims[1]}...x{dims[-1]} on digits: std of Z[l] "
+          f"(forward) and ||dW[l]|| (backward)")
+    rows = [[f"layer {l}"] + [f"{stds[s][l - 1]:.3g}" for s in scales] + [f"{norms[s][l - 1]:.3g}" for s in scales]
+            for l in (1, 5, 10, 15)]
+    common.table(rows, ["", *(f"std Z, {s}" for s in scales), *(f"||dW||, {s}" for s in scales)])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    common.plot_curves(None, stds, xlabel="layer l", ylabel="std of Z[l]", logy=True,
+                       title="forward: Z[l] shrinks or grows like (gain)^l", ax=axes[0])
+    common.plot_curves(None, norms, xlabel="layer l", ylabel="||dW[l]||", logy=True,
+                       title="backward: gradients vanish or explode", ax=axes[1])
+    common.save(fig, os.path.join(args.out, "gradient_norms.png"))
+    return {name: norms[name][0] for name in scales}
 
 
 def main():
@@ -75,13 +87,13 @@ def main():
         p.add_argument("--iterations", type=int, default=4000, help="gradient descent steps (default 4000)"),
         p.add_argument("--lr", type=float, default=0.05, help="learning rate alpha (default 0.05)")))
     accs = part1(args, 200 if args.quick else args.iterations)
-    ratio = part2(args)
+    norm1 = part2(args)
     print(f"\nHe beats zeros and large random init: test acc {accs['he']:.3f} vs {accs['zeros']:.3f} (zeros) "
           f"and {accs['large']:.3f} (large random) -> {accs['he'] > max(accs['zeros'], accs['large'])}")
-    print("||dW[1]|| / ||dW[L]||: " + ", ".join(f"{k}: {v:.3g}" for k, v in ratio.items()))
+    print("||dW[1]|| at initialization: " + ", ".join(f"{k}: {v:.3g}" for k, v in norm1.items()))
     common.result(zeros_test_acc=accs["zeros"], large_test_acc=accs["large"], he_test_acc=accs["he"],
-                  grad_ratio_small=ratio["randn * 0.01"], grad_ratio_large=ratio["randn * 1"],
-                  grad_ratio_he=ratio["He"])
+                  grad_norm1_small=norm1["randn * 0.01"], grad_norm1_large=norm1["randn * 1"],
+                  grad_norm1_he=norm1["He"])
 
 
 if __name__ == "__main__":

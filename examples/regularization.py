@@ -18,6 +18,7 @@ import tinygrad_dl as dl
 import tinygrad_dl.functional as F
 
 LAYER_DIMS = [2, 64, 64, 1]
+CHECK_EVERY = 5     # early stopping: steps between two looks at the dev cost
 
 
 def l2_cost(lambd):
@@ -35,11 +36,11 @@ def dev_cost(model, X, Y) -> float:
 
 
 def early_stopping(args, X, Y, X_dev, Y_dev, iterations):
-    """The unregularized network again, checking the dev cost every 20 steps; stop after 10 checks without
-    improvement and go back to the best parameters."""
+    """The unregularized network again, checking the dev cost every CHECK_EVERY steps; stop after 20 checks
+    without improvement and go back to the best parameters."""
     model = common.mlp(LAYER_DIMS, rng=args.seed)
     opt = dl.optim.Adam(model.parameters(), lr=args.lr)
-    stopper = dl.data.EarlyStopping(patience=10)
+    stopper = dl.data.EarlyStopping(patience=20)
     train_costs, dev_costs = [], []
     for i in range(iterations):
         model.train()
@@ -47,17 +48,17 @@ def early_stopping(args, X, Y, X_dev, Y_dev, iterations):
         opt.zero_grad()
         cost.backward()
         opt.step()
-        if i % 20 == 19:
+        if (i + 1) % CHECK_EVERY == 0:
             train_costs.append(cost.item())
             dev_costs.append(dev_cost(model, X_dev, Y_dev))
             if stopper.step(dev_costs[-1], model):
                 break
     stopper.restore()
-    best_iteration = 20 * stopper.best_step
+    best_iteration = CHECK_EVERY * stopper.best_step
     print(f"early stopping: stopped at iteration {i + 1}, best dev cost {stopper.best_cost:.4f} at iteration "
           f"{best_iteration}")
     fig_path = os.path.join(args.out, "early_stopping.png")
-    common.plot_curves(fig_path, {"train cost": train_costs, "dev cost": dev_costs}, xlabel="check (every 20 steps)",
+    common.plot_curves(fig_path, {"train cost": train_costs, "dev cost": dev_costs}, xlabel=f"check (every {CHECK_EVERY} steps)",
                        title=f"early stopping: best dev cost at step {best_iteration}")
     return model, best_iteration
 
