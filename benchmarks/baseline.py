@@ -7,7 +7,8 @@
     W := W - alpha dW,  b := b - alpha db              (in place)
 
 This is the physical limit of a NumPy autograd: the same arithmetic with no graph. The 1/m is applied once to dZ[L]
-(the same numbers, one multiplication fewer per layer), and dX is never computed (X needs no gradient).
+(the same numbers, one multiplication fewer per layer), dX is never computed (X needs no gradient), and the update
+allocates nothing (each fresh dW is scaled by alpha in place, then subtracted in place).
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ class MLP:
         _, grads = self.cost_and_gradients()
         lr = self.lr
         for p, g in zip(self.params, grads):
-            p -= lr * g
+            g *= lr      # the gradients are fresh arrays: scale them in place, then W -= lr dW allocates nothing
+            p -= g
 
     def gradients(self):
         cost, grads = self.cost_and_gradients()

@@ -23,6 +23,7 @@ from benchmarks import workloads as W
 IMPL_MODULES = {
     "numpy": "benchmarks.baseline",
     "ours": "benchmarks.ours",
+    "ours-ops": "benchmarks.ours_ops",
     "torch": "benchmarks.peer_torch",
     "autograd": "benchmarks.peer_autograd",
     "mygrad": "benchmarks.peer_mygrad",
@@ -149,7 +150,7 @@ def time_steps_interleaved(steps: dict, repeats: int, sample_s: float, warmup_s:
             f()
             best = min(best, time.perf_counter() - t0)
             count += 1
-        k[n] = max(1, int(round(sample_s / best)))
+        k[n] = max(1, round(sample_s / best))
     samples = {n: [] for n in names}
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -162,11 +163,12 @@ def time_steps_interleaved(steps: dict, repeats: int, sample_s: float, warmup_s:
     return samples, k
 
 
-def time_chain_interleaved(chains: dict, repeats: int):
-    """chains: {name: impl with forward() and backward(J)}. One warm-up run each, then `repeats` rounds, each
-    implementation once per round in a rotated order. Returns {name: {"forward": [...], "backward": [...]}}."""
+def time_chain_interleaved(chains: dict, repeats: int, warmup: bool = True):
+    """chains: {name: impl with forward() and backward(J)}. One warm-up run each (unless warmup=False), then
+    `repeats` rounds, each implementation once per round in a rotated order.
+    Returns {name: {"forward": [...], "backward": [...]}}."""
     names = list(chains)
-    for n in names:
+    for n in names if warmup else ():
         c = chains[n]
         c.backward(c.forward())
     out = {n: {"forward": [], "backward": []} for n in names}
@@ -259,7 +261,11 @@ def flat_memory(mod, steps, workload="planar"):
     tracemalloc.start()
     rss0, cur0 = _rss_bytes(), tracemalloc.get_traced_memory()[0]
     t0 = time.perf_counter()
-    for _ in range(steps):
+    half = steps // 2
+    for _ in range(half):
+        impl.step()
+    cur_half = tracemalloc.get_traced_memory()[0]
+    for _ in range(steps - half):
         impl.step()
     elapsed = time.perf_counter() - t0
     cur1, rss1 = tracemalloc.get_traced_memory()[0], _rss_bytes()
@@ -275,6 +281,7 @@ def flat_memory(mod, steps, workload="planar"):
         gc.enable()
     tracemalloc.stop()
     return {"workload": workload, "steps": steps, "traced_drift": cur1 - cur0, "rss_drift": rss1 - rss0,
+            "second_half_drift": cur1 - cur_half,
             "gc_off_steps": n_off, "gc_off_drift": cur3 - cur2, "seconds": elapsed}
 
 
@@ -328,7 +335,20 @@ def machine_info():
     except (OSError, subprocess.SubprocessError):
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": np.__version__}
+            "platform": platform.platform(), "numpy": np.__version__, "commit": _git_commit()}
+
+
+def _git_commit():
+    """The repository's commit, with '+changes' when tinygrad_dl/ differs from it (the timed code)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "tinygrad_dl"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + (" + uncommitted changes in tinygrad_dl/" if dirty else "")
 
 
 # ---------------------------------------------------------------- formatting
@@ -361,15 +381,17 @@ def to_markdown(report) -> str:
     L.append(f"- Command: `{meta['command']}`")
     m = meta["machine"]
     L.append(f"- Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}; NumPy {m['numpy']}; {m['platform']}")
+    L.append(f"- Code: commit {m.get('commit', '?')}; cycle collector: "
+             + ("objects alive before timing frozen (gc.freeze)" if meta.get("gc_freeze") else "not frozen"))
     for b in meta["blas"]:
         L.append("- BLAS/OpenMP: " + ", ".join(f"{k}={v}" for k, v in b.items()))
     if meta.get("openblas_env_removed"):
         L.append(f"- Removed for this run: {meta['openblas_env_removed']}")
     for name, desc in meta["impls"].items():
         L.append(f"- {name}: {desc}")
-    L.append(f"- Timing: interleaved rounds in one process after warm-up; median per step, spread = IQR / median; "
-             f"ratio = median / NumPy baseline's median in the same run (paired per-round ratio quartiles in "
-             f"brackets).")
+    L.append("- Timing: interleaved rounds in one process after warm-up; median per step, spread = IQR / median; "
+             "ratio = median / NumPy baseline's median in the same run (paired per-round ratio quartiles in "
+             "brackets).")
     L.append("")
     impls = [i for i in meta["impls_run"]]
     rows = report["mlp"]
@@ -386,7 +408,7 @@ def to_markdown(report) -> str:
                 r = group.get(i)
                 cells.append(_ratio_cell(r))
             tgt = TARGETS.get(wl)
-            L.append(f"| {wl} | {dt} | " + " | ".join(cells) + f" | {'≤ %.2fx' % tgt if tgt else '-'} |")
+            L.append(f"| {wl} | {dt} | " + " | ".join(cells) + f" | {f'≤ {tgt:.2f}x' if tgt else '-'} |")
         L.append("")
     if rows:
         L.append("### Training step times")
@@ -426,25 +448,42 @@ def to_markdown(report) -> str:
     if mem:
         L.append("### Peak memory of one step (tracemalloc, each implementation in its own subprocess)")
         L.append("")
-        L.append("PyTorch allocates tensors outside Python's allocator, which tracemalloc cannot see: its figures "
-                 "count only Python objects and are not comparable.")
+        L.append("PyTorch allocates tensors outside Python's allocator, which tracemalloc cannot see: n/a.")
         L.append("")
-        L.append("| workload | dtype | impl | peak | ratio to NumPy |")
-        L.append("|---|---|---|---|---|")
+        impls_m = list(dict.fromkeys(r["impl"] for r in mem["peaks"]))
+        L.append("Each cell: peak bytes above the state before the step (ratio to NumPy's). Chain: the whole graph "
+                 "and its backward.")
+        L.append("")
+        L.append("| workload | dtype | " + " | ".join(impls_m) + " |")
+        L.append("|---|---|" + "---|" * len(impls_m))
+        cells = {}
         for r in mem["peaks"]:
-            ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
-            peak = fmt_bytes(r["peak"]) if r.get("peak") is not None else r.get("error", "-")
             if r.get("note") == "untraced":
-                peak = f"n/a (untraced; {peak} of Python objects)"
-            L.append(f"| {r['workload']} | {r['dtype']} | {r['impl']} | {peak} | {ratio} |")
+                c = "n/a"
+            elif r.get("peak") is None:
+                c = "error"
+            else:
+                c = fmt_bytes(r["peak"])
+                if r.get("ratio") is not None:
+                    c += f" ({r['ratio']:.2f}x)"
+                elif r.get("bytes_per_op") is not None:
+                    c += f" ({r['bytes_per_op']:.0f} B/op)"
+            cells.setdefault((r["workload"], r["dtype"]), {})[r["impl"]] = c
+        for (wl, dt), row in cells.items():
+            L.append(f"| {wl} | {dt} | " + " | ".join(row.get(i, "-") for i in impls_m) + " |")
         L.append("")
         if mem["flat"]:
             L.append("### Memory over many steps (planar, float64)")
             L.append("")
-            L.append("| impl | steps | traced drift | RSS drift | gc off: steps | gc off: traced drift |")
-            L.append("|---|---|---|---|---|---|")
+            L.append("Traced drift: traced memory after the steps minus before (after 50 warm-up steps); second "
+                     "half: the same over the last half of the steps only (a leak grows there too; free lists and "
+                     "caches that fill once do not).")
+            L.append("")
+            L.append("| impl | steps | traced drift | second half | RSS drift | gc off: steps | gc off: traced drift |")
+            L.append("|---|---|---|---|---|---|---|")
             for r in mem["flat"]:
                 L.append(f"| {r['impl']} | {r['steps']} | {fmt_bytes(r['traced_drift'])} | "
+                         f"{fmt_bytes(r.get('second_half_drift'))} | "
                          f"{fmt_bytes(r['rss_drift'])} | {r['gc_off_steps']} | {fmt_bytes(r['gc_off_drift'])} |")
             L.append("")
     if report.get("verification"):

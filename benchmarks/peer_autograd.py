@@ -7,7 +7,7 @@ name = "autograd"
 
 def available():
     try:
-        import autograd
+        import autograd  # noqa: F401 - only whether it imports
     except ImportError as e:
         return False, f"not installed ({e}); `pip install autograd`"
     from importlib.metadata import version

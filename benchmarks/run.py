@@ -22,7 +22,8 @@ import os
 import sys
 
 WORKLOADS = ("planar", "deep", "digits", "tiny-batch", "chain")
-IMPLS = ("numpy", "ours", "torch", "autograd", "mygrad")
+IMPLS = ("numpy", "ours", "torch", "autograd", "mygrad", "ours-ops")
+DEFAULT_IMPLS = ("numpy", "ours", "torch", "autograd", "mygrad")
 DTYPES = ("float64", "float32")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -54,22 +55,25 @@ def parse_args(argv=None):
     p.add_argument("--workloads", type=_csv(WORKLOADS), default=list(WORKLOADS),
                    help="comma-separated, from: " + ", ".join(WORKLOADS) + " (default: all)")
     p.add_argument("--dtypes", type=_csv(DTYPES), default=list(DTYPES), help="float64,float32 (default: both)")
-    p.add_argument("--impls", type=_csv(IMPLS), default=list(IMPLS),
-                   help="comma-separated, from: " + ", ".join(IMPLS) + " (default: all that are installed; "
-                        "numpy, the baseline, always runs)")
+    p.add_argument("--impls", type=_csv(IMPLS), default=list(DEFAULT_IMPLS),
+                   help="comma-separated, from: " + ", ".join(IMPLS) + " (default: all but ours-ops, those "
+                        "installed; numpy, the baseline, always runs; ours-ops is ours with bare Tensor ops)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timing rounds per workload (default 15; --quick 5); the chain uses fewer at large N")
+                   help="timing rounds per workload (default 21; --quick 5); the chain uses fewer at large N")
     p.add_argument("--quick", action="store_true",
                    help="a fast sanity run: 5 rounds, short samples, chain at 10^4 only, 1,000 steps of drift")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads for everyone (default 1)")
     p.add_argument("--chain-sizes", type=_sizes, default=None,
                    help="chain lengths (default 10000,100000,1000000; --quick 10000)")
     p.add_argument("--max-step-seconds", type=float, default=12.0,
-                   help="skip a chain size for an implementation whose step is predicted (from the previous size) "
-                        "to take longer than this (default 12)")
+                   help="skip a chain size for a peer whose step is predicted (from the previous size) to take "
+                        "longer than this (default 12; ours and numpy always run)")
     p.add_argument("--flat-steps", type=int, default=None,
                    help="planar steps of the memory-drift check (default 10000; --quick 1000; 0 skips)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--no-gc-freeze", action="store_true",
+                   help="do not gc.freeze() the objects alive before timing (by default they are frozen, so the "
+                        "cycle collector does not rescan the other libraries' objects while timing one of them)")
     p.add_argument("--json", metavar="OUT.json", help="write every number (and raw samples) as JSON")
     p.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
     p.add_argument("--keep-openblas-env", action="store_true",
@@ -81,7 +85,7 @@ def parse_args(argv=None):
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be >= 1")
     if args.repeats is None:
-        args.repeats = 5 if args.quick else 15
+        args.repeats = 5 if args.quick else 21
     if args.chain_sizes is None:
         args.chain_sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
     if args.flat_steps is None:
