@@ -203,15 +203,18 @@ def binary_cross_entropy(A, Y) -> Tensor:
     one_minus_A = 1.0 - A
     if lo > _TINY and 1.0 - hi > _TINY:   # the usual case: no clamp anywhere, plain logs
         log_A, log_1mA = A.log(), one_minus_A.log()
-        digits = np.log1p(-A.data) - log_1mA.data
+        # log(1 - A) loses relative digits only where A is small (error ~ eps / A): below 1e-4, restore them
+        digits = np.log1p(-A.data) - log_1mA.data if lo < 1e-4 else None
     else:
         log_A, log_1mA = _clamped_log(A), _clamped_log(one_minus_A)
         ok = one_minus_A.data > _TINY
         digits = np.where(ok, np.log1p(-np.where(ok, A.data, 0.0)) - log_1mA.data, 0.0)
     # log(1 - A) carries the gradient; a constant adds back the digits 1 - A rounded away (as _log1p), so a tiny
     # A costs -log1p(-A) ~ A rather than 0, like PyTorch
-    correction = np.sum((1.0 - (Y.data if isinstance(Y, Tensor) else Y)) * digits)
-    return ((Y * log_A + (1.0 - Y) * log_1mA).sum() + correction) * (-1.0 / m)
+    total = (Y * log_A + (1.0 - Y) * log_1mA).sum()
+    if digits is not None:
+        total = total + np.asarray(np.sum((1.0 - (Y.data if isinstance(Y, Tensor) else Y)) * digits))
+    return total * (-1.0 / m)
 
 
 def _clamped_log(x: Tensor) -> Tensor:

@@ -89,7 +89,8 @@ class Div(_Primitive):
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
-        return (grad / b if need_a else None), (-grad * out / b if need_b else None)
+        grad_a = grad / b
+        return (grad_a if need_a else None), (-grad_a * out if need_b else None)
 
 
 class Neg(_Primitive):
@@ -200,9 +201,8 @@ class Where(_Primitive):
         return np.where(self.cond, a, b)
 
     def backward(self, grad, out, a, b):
-        need_a, need_b = self.needs_grad
-        return (grad * _mask(self.cond, out) if need_a else None,
-                grad * _mask(~self.cond, out) if need_b else None)
+        need_a, need_b = self.needs_grad  # a boolean mask multiplies in the gradient's dtype
+        return (grad * self.cond if need_a else None), (grad * ~self.cond if need_b else None)
 
 
 # ============================================================ linear algebra

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import gc
 import os
 import traceback
 
@@ -201,9 +202,12 @@ class Function:
         return (type(self).__doc__ or "").strip().splitlines()[0] if type(self).__doc__ else ""
 
     @property
-    def needs_grad(self) -> list:
+    def needs_grad(self) -> tuple:
         """Which inputs need a gradient (rules skip the expensive ones that do not)."""
-        return [x.requires_grad for x in self.inputs]
+        inputs = self.inputs
+        if len(inputs) == 2:
+            return inputs[0].requires_grad, inputs[1].requires_grad
+        return tuple([x.requires_grad for x in inputs])
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -268,7 +272,7 @@ _CONSTANTS: dict = {}  # (value, dtype) -> constant Tensor: numbers like 1, 0.5,
 def _constant(x, ref):
     """Wrap a number or array as a constant Tensor; Python numbers take the dtype of the tensor beside them
     (NumPy 2's rule: a Python float never upcasts float32)."""
-    if isinstance(x, (int, float)) and ref is not None:
+    if (type(x) is float or type(x) is int) and ref is not None:
         key = (x, ref.data.dtype)
         t = _CONSTANTS.get(key)
         if t is None:
@@ -278,6 +282,8 @@ def _constant(x, ref):
             arr.flags.writeable = False
             t = _CONSTANTS[key] = Tensor._make(arr)
         return t
+    if isinstance(x, (float, int, np.number)) and not isinstance(x, bool) and ref is not None:
+        return Tensor._make(np.asarray(x, dtype=ref.data.dtype))  # NumPy scalars too (not cached: they vary)
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
         return Tensor._make(x.astype(ref.data.dtype))  # a mask multiplies in the tensor's dtype
     return Tensor(x)
@@ -337,6 +343,8 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
         _accumulate(grad_of, owned, r, _root_grad(r, g, create_graph))
     mode = _mode.get()
     token = _mode.set((mode | _GRAD) if create_graph else (mode & ~_GRAD))
+    collecting = gc.isenabled()
+    gc.disable()  # the pass frees the graph by reference counting; a cycle collection midway is wasted work
     try:
         for t in reversed(order):
             fn = t.creator
@@ -348,7 +356,9 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             inputs = fn.inputs
             if create_graph or not fn.ndarray_backward:
                 in_grads = _tensor_rule(fn, g, t, create_graph)
-            else:  # first order: the rule runs directly on ndarrays
+            elif len(inputs) == 2:  # first order: the rule runs directly on ndarrays
+                in_grads = fn.backward(g, t.data, inputs[0].data, inputs[1].data)
+            else:
                 in_grads = fn.backward(g, t.data, *[x.data for x in inputs])
             if owned:
                 owned.discard(id(g))  # a rule may pass g itself on to its inputs: no longer ours to add into
@@ -369,6 +379,8 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
                 fn.inputs = None  # release the saved inputs: memory goes back now, a second pass is an error
     finally:
         _mode.reset(token)
+        if collecting:
+            gc.enable()
     if keep_all:
         return grad_of
     return {t: g for t, g in grad_of.items() if t.creator is None or t._retain or t in wanted}
