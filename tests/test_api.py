@@ -45,3 +45,10 @@ def test_tensor_surface():
     for method in ("numpy", "item", "detach", "retain_grad", "sum", "mean", "max", "exp", "log", "tanh", "sqrt",
                    "abs", "reshape", "transpose", "backward"):
         assert callable(getattr(t, method))
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read().splitlines()
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    commands = [line for line in ci if "python -m pytest" in line and not line.lstrip().startswith("#")]
+    assert len(commands) == 1 and commands[0].strip() in readme
