@@ -56,6 +56,13 @@ def test_ndarray_on_the_left_defers_to_the_tensor():
     np.testing.assert_array_equal(x.grad, np.full((2, 2), 3.0))
 
 
+def test_truth_and_float_of_one_element():
+    t = Tensor([[2.5]], requires_grad=True)
+    assert float(t) == 2.5 and bool(t) and not bool(Tensor(0.0))
+    with pytest.raises(ValueError):
+        bool(Tensor([1.0, 2.0]))
+
+
 def test_item_numpy_detach_repr():
     x = Tensor([[2.0]], requires_grad=True, name="x")
     assert x.item() == 2.0 and x.numpy() is x.data

@@ -113,6 +113,12 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):
+        return bool(self.data)  # as NumPy: a one-element tensor's truth; ambiguous for more (ValueError)
+
+    def __float__(self):
+        return float(self.data.item())
+
     def numpy(self) -> np.ndarray:
         """The value as an ndarray (shared, not copied)."""
         return self.data
