@@ -220,32 +220,31 @@ class Function:
         """Build the op with its constant parameters and call it on `inputs` (Tensors, numbers or arrays)."""
         return cls(**params)(*inputs)
 
-    def __call__(self, *args):
+    def __call__(self, *inputs):
         # the hot path of every forward op: kept flat on purpose (one and two inputs without generic loops)
-        if len(args) == 2:
-            a, b = args
-            if type(a) is not Tensor:
-                a = _constant(a, b if type(b) is Tensor else None)
-            if type(b) is not Tensor:
-                b = _constant(b, a)
-            inputs = (a, b)
-            needs = a.requires_grad or b.requires_grad
-            fwd_args = (a.data, b.data)
-        elif len(args) == 1 and type(args[0]) is Tensor:
-            inputs = args
-            needs = args[0].requires_grad
-            fwd_args = (args[0].data,)
-        else:
-            ref = next((a for a in args if type(a) is Tensor), None)
-            inputs = tuple(a if type(a) is Tensor else _constant(a, ref) for a in args)
-            needs = any(t.requires_grad for t in inputs)
-            fwd_args = [t.data for t in inputs]
         try:
-            data = self.forward(*fwd_args)
+            if len(inputs) == 2:
+                a, b = inputs
+                if type(a) is not Tensor:
+                    a = _constant(a, b if type(b) is Tensor else None)
+                    inputs = a, b
+                if type(b) is not Tensor:
+                    b = _constant(b, a)
+                    inputs = a, b
+                data = self.forward(a.data, b.data)
+                needs = a.requires_grad or b.requires_grad
+            elif len(inputs) == 1 and type(inputs[0]) is Tensor:
+                x = inputs[0]
+                data = self.forward(x.data)
+                needs = x.requires_grad
+            else:
+                inputs = _as_tensors(inputs)
+                data = self.forward(*[t.data for t in inputs])
+                needs = any(t.requires_grad for t in inputs)
         except ShapeError:
             raise
         except ValueError as e:  # NumPy's broadcasting errors, re-raised in our words
-            shapes = " and ".join(str(t.shape) for t in inputs)
+            shapes = " and ".join(str(np.shape(_value(t))) for t in inputs)
             raise ValueError(f"{self.name.lower()}: cannot combine shapes {shapes}: {e}") from None
         if type(data) is not np.ndarray:
             data = np.asarray(data)
@@ -254,12 +253,16 @@ class Function:
             self.site = _user_site()
             _check_finite(data, self, "forward value")
         out = _new(Tensor)
-        out.data, out.grad, out.name, out._retain = data, None, None, False
+        out.data = data
+        out.grad = out.name = None
+        out._retain = False
         if needs and mode & _GRAD:
             self.inputs = inputs
-            out.requires_grad, out.creator = True, self
+            out.requires_grad = True
+            out.creator = self
         else:
-            out.requires_grad, out.creator = False, None
+            out.requires_grad = False
+            out.creator = None
         return out
 
     def forward(self, *arrays):
@@ -270,6 +273,12 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _as_tensors(args) -> tuple:
+    """Inputs as Tensors: numbers and arrays become constants (numbers in the dtype of the first tensor)."""
+    ref = next((a for a in args if type(a) is Tensor), None)
+    return tuple(a if type(a) is Tensor else _constant(a, ref) for a in args)
 
 
 _CONSTANTS: dict = {}  # (value, dtype) -> constant Tensor: numbers like 1, 0.5, 1/m recur in every step
