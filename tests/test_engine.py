@@ -5,7 +5,6 @@ import weakref
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
 import tinygrad_dl as dl
 from tinygrad_dl import Tensor

@@ -1,11 +1,9 @@
 """The gallery programs run from a clone with the documented command and reproduce the committed outputs."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
-import pytest
 
 from conftest import need_binary, need_module
 

@@ -4,7 +4,6 @@ The reference is HIPS autograd (the `test` extra). Each drawn program is run twi
 once on autograd.numpy; values and gradients of every leaf must agree to ~1e-9 in float64.
 """
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinygrad_dl as dl

@@ -9,3 +9,7 @@ from . import tensor, ops, functional, nn, init, optim, data, testing, viz
 from .gradcheck import gradcheck
 
 __version__ = "0.1.0"
+
+__all__ = ["Tensor", "Function", "ShapeError", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
+           "toposort", "where", "maximum", "minimum", "concatenate", "stack", "broadcast_to", "gradcheck",
+           "tensor", "ops", "functional", "nn", "init", "optim", "data", "testing", "viz"]

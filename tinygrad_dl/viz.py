@@ -534,8 +534,8 @@ def _course_rule(step, tr) -> list:
     if name == "MatMul":
         a, b = n
         if dense_z and (ins[0].name or "").endswith(".W"):
-            lines += [f"dW = dZ · A_prevᵀ   (course eq. 2.10; the 1/m is already inside dZ, from the cost's mean)",
-                      f"dA_prev = Wᵀ · dZ   (course eq. 2.12, before the * g'(Z))"]
+            lines += ["dW = dZ · A_prevᵀ   (course eq. 2.10; the 1/m is already inside dZ, from the cost's mean)",
+                      "dA_prev = Wᵀ · dZ   (course eq. 2.12, before the * g'(Z))"]
         elif ins[0].creator is not None and ins[0].creator.name == "Transpose":
             lines += ["Z = wᵀX: d(wᵀ) = dZ · Xᵀ, so dw = X · dZᵀ   (course alg. 1.3; 1/m comes from the mean)"]
         lines += [f"d{a} = d{y} · ({b})ᵀ", f"d{b} = ({a})ᵀ · d{y}"]
@@ -560,7 +560,7 @@ def _course_rule(step, tr) -> list:
     elif name == "Log":
         lines += [f"d{n[0]} = d{y} / {n[0]}"]
     elif name == "Maximum":
-        lines += [f"ReLU: dZ = dA * g'(Z) with g'(z) = [z > 0]   (course 2.3; a tie z = 0 gets 1/2)"]
+        lines += ["ReLU: dZ = dA * g'(Z) with g'(z) = [z > 0]   (course 2.3; a tie z = 0 gets 1/2)"]
     elif name == "Where":
         lines += [f"d{n[0]} = d{y} where the condition holds, d{n[1]} = d{y} elsewhere"]
     elif name == "Sum":
