@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinygrad_dl as dl
+from benchmarks.workloads import TapeChain
 
 name = "ours"
 
@@ -202,21 +203,6 @@ _FULL_DIMS = {"planar": (2, 4, 1), "deep": (12288, 20, 7, 5, 1), "digits": (64, 
               "tiny-batch": (784, 128, 10)}
 
 
-class Chain:
-    def __init__(self, problem):
-        self.x = dl.Tensor(problem.x.copy(), requires_grad=True)
-        self.c, self.n = problem.factor, problem.n_ops
-
-    def forward(self):
-        y, c = self.x, self.c
-        for _ in range(self.n):
-            y = y * c
-        return y.sum()
-
-    def backward(self, J):
-        self.x.grad = None
-        J.backward()
-        return self.x.grad
-
-    def grad(self):
-        return self.backward(self.forward()).copy()
+class Chain(TapeChain):
+    def leaf(self, array):
+        return dl.Tensor(array, requires_grad=True)

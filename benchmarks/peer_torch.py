@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from benchmarks.workloads import TapeChain
+
 name = "torch"
 
 
@@ -66,22 +68,9 @@ class MLP:
         return [p.detach().numpy() for p in self.params]
 
 
-class Chain:
-    def __init__(self, problem):
-        torch = _torch()
-        self.x = torch.tensor(problem.x.copy(), requires_grad=True)
-        self.c, self.n = problem.factor, problem.n_ops
+class Chain(TapeChain):
+    def leaf(self, array):
+        return _torch().tensor(array, requires_grad=True)
 
-    def forward(self):
-        y, c = self.x, self.c
-        for _ in range(self.n):
-            y = y * c
-        return y.sum()
-
-    def backward(self, J):
-        self.x.grad = None
-        J.backward()
-        return self.x.grad
-
-    def grad(self):
-        return self.backward(self.forward()).numpy().copy()
+    def to_numpy(self, grad):
+        return grad.numpy()

@@ -181,3 +181,32 @@ def make_chain(n_ops: int, dtype="float64", seed: int = 0) -> ChainProblem:
         raise ValueError(f"make_chain: n_ops must be >= 1, got {n_ops}")
     rng = np.random.default_rng(seed)
     return ChainProblem(n_ops=n_ops, x=rng.standard_normal(CHAIN_SHAPE).astype(dtype))
+
+
+class TapeChain:
+    """The chain workload for a define-by-run autograd: y = x; N times y = y * c; J = y.sum(); backward from J.
+    A subclass says how to make the leaf (`leaf`) and how to read its gradient as an ndarray (`to_numpy`)."""
+
+    def __init__(self, problem):
+        self.x = self.leaf(problem.x.copy())
+        self.c, self.n = problem.factor, problem.n_ops
+
+    def leaf(self, array):
+        raise NotImplementedError
+
+    def to_numpy(self, grad):
+        return np.asarray(grad)
+
+    def forward(self):
+        y, c = self.x, self.c
+        for _ in range(self.n):
+            y = y * c
+        return y.sum()
+
+    def backward(self, J):
+        self.x.grad = None
+        J.backward()
+        return self.x.grad
+
+    def grad(self):
+        return np.array(self.to_numpy(self.backward(self.forward())), copy=True)
