@@ -573,10 +573,10 @@ def _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out):
 
 
 def _reduction(reduce, where):
-    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, out=None, **unused):
+    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, out=None):
+        if dim is None and keepdim is None and dtype is None and out is None:
+            return reduce(self, axis, keepdims)
         axis, keepdims, dtype = _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out)
-        if unused:
-            raise TypeError(f"{where}: unsupported arguments {sorted(unused)}")
         x = self if dtype is None or np.dtype(dtype) == self.dtype else Cast(dtype)(self)
         return reduce(x, axis, keepdims)
     method.__name__ = where

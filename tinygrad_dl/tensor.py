@@ -132,14 +132,12 @@ class Tensor:
         self.creator = None
         self.name = name
         self._retain = False
-        self._version = 0
 
     @staticmethod
     def _make(data, requires_grad=False, creator=None):
         """Fast internal constructor: `data` is already a float ndarray."""
         t = _new(Tensor)
         t._data, t.grad, t.requires_grad, t.creator, t.name, t._retain = data, None, requires_grad, creator, None, False
-        t._version = 0
         return t
 
     @property
@@ -362,7 +360,6 @@ class Function:
         out._data = data
         out.grad = out.name = None
         out._retain = False
-        out._version = 0
         if needs and mode & _GRAD:
             self.inputs = inputs
             self.edits = _EDITS
@@ -428,12 +425,19 @@ def _constant(x, ref):
 def sum_to_shape(g, shape):
     """Undo broadcasting: sum a gradient shaped like an op's output back to one input's `shape`.
     Works on ndarrays and on Tensors (the one place broadcasting is undone)."""
-    if g.shape == shape:
+    got = g.shape
+    if got == shape:
         return g
     lead = g.ndim - len(shape)
+    if lead < 0:
+        raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {shape}; it must have "
+                              f"the input's shape (or the output's shape, when the input was broadcast)")
     axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
     g = g.sum(axis=axes, keepdims=True) if axes else g
-    return g.reshape(shape) if lead or g.shape != shape else g
+    if g.shape[lead:] != shape:  # not a broadcast of the input: refuse rather than reshape into a wrong answer
+        raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {shape}; it must have "
+                              f"the input's shape (or the output's shape, when the input was broadcast)")
+    return g.reshape(shape) if lead else g
 
 
 # --- the engine -------------------------------------------------------------------------------------------
@@ -490,7 +494,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             if g is None:
                 continue
             inputs = fn.inputs
-            if fn.saves_values:
+            if fn.edits != _EDITS and fn.saves_values:  # something changed in place since fn ran: was it ours?
                 _check_unchanged(fn, t, inputs)
             if create_graph or not fn.ndarray_backward:
                 in_grads = _tensor_rule(fn, g, t, create_graph)
@@ -529,11 +533,11 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
 
 def _check_unchanged(fn, out, inputs):
     """Refuse to backpropagate through values that changed in place after the op saved them."""
-    edits = fn.edits
-    if out._version > edits:
+    edits = fn.edits  # a tensor's _version is set only when it changes in place: unchanged tensors have none
+    if getattr(out, "_version", 0) > edits:
         changed = [(out, "its output")]
     else:
-        changed = [(x, f"input {i}") for i, x in enumerate(inputs) if x._version > edits]
+        changed = [(x, f"input {i}") for i, x in enumerate(inputs) if getattr(x, "_version", 0) > edits]
     if changed:
         x, role = changed[0]
         raise RuntimeError(
@@ -594,12 +598,7 @@ def _fit(r, x):
     """Sum one gradient back to its input's shape (undo broadcasting) and give it the input's dtype."""
     xd = x._data
     if r.shape != xd.shape:
-        got, want = r.shape, xd.shape
-        lead = len(got) - len(want)
-        if lead < 0 or any(n != 1 and n != m for n, m in zip(want, got[lead:])):
-            raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {want}; it must have "
-                                  f"the input's shape (or the output's shape, when the input was broadcast)")
-        r = sum_to_shape(r, want)
+        r = sum_to_shape(r, xd.shape)
     if type(r) is not Tensor:
         if type(r) is not np.ndarray:
             r = np.asarray(r)  # NumPy gives scalars for 0-d results
