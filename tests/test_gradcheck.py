@@ -98,6 +98,18 @@ def test_parameters_and_user_grads_come_back_bit_for_bit():
     assert P["b1"].grad is None and P["W2"].grad is None
 
 
+def test_a_graph_built_before_the_check_still_backpropagates():
+    P, X, Y, cost = network(dtype=np.float32)
+    J = cost()                                         # built before the check, backpropagated after it
+    gradcheck(cost, list(P.values()))
+    J.backward()
+    expected = course_backprop({k: dl.Tensor(p.data.astype(np.float64)) for k, p in P.items()},
+                               X.astype(np.float32).astype(np.float64), Y)
+    for k, p in P.items():
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(p.grad, expected[k], rtol=1e-4, atol=1e-6)
+
+
 def test_restored_even_when_f_raises_midway():
     P, X, Y, cost = network()
     before = {k: p.data.tobytes() for k, p in P.items()}

@@ -272,6 +272,9 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
     tensors = [p for _, p in named]
     originals = [p.data for p in tensors]
     saved_grad = [p.grad for p in tensors]
+    # assigning .data counts as an edit (a graph that saved the tensor would refuse to backpropagate); the
+    # original array comes back untouched, so its edit count comes back too and earlier graphs stay usable
+    saved_version = [p._version for p in tensors]
     try:
         for p, data in zip(tensors, originals):
             p.data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
@@ -302,9 +305,10 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
                         raise
                     raise ValueError(f"gradcheck: parameter {name}: {e}") from None
     finally:
-        for p, data, g in zip(tensors, originals, saved_grad):
+        for p, data, g, version in zip(tensors, originals, saved_grad, saved_version):
             p.data = data
             p.grad = g
+            p._version = version
     breakdown = []
     for i, ((name, p), num, bp, data) in enumerate(zip(named, numeric, backprop, originals)):
         gap = np.abs(num - bp).ravel()
