@@ -176,12 +176,13 @@ class ToFloat32(dl.Function):
         return (grad,)
 
 
-def test_when_f_computes_in_float32_anyway_the_warning_says_why():
+@pytest.mark.parametrize("cast, op", [(lambda t: t.astype(np.float32), "Cast"), (ToFloat32.apply, "ToFloat32")])
+def test_when_f_computes_in_float32_anyway_the_warning_says_why(cast, op):
     P, X, Y, cost = network(dtype=np.float32)
-    with pytest.warns(RuntimeWarning, match=r"f computes in lower precision even with float64 parameters "
-                                            r"\(ToFloat32 gives float32\), so this check cannot run in float64"):
-        res = gradcheck(lambda: ToFloat32.apply(cost()), list(P.values()), eps=1e-3)
-    assert "ToFloat32 gives float32" in res.note and "note: f computes in lower precision" in str(res)
+    with pytest.warns(RuntimeWarning, match=rf"f computes in lower precision even with float64 parameters "
+                                            rf"\({op} gives float32\), so this check cannot run in float64"):
+        res = gradcheck(lambda: cast(cost()), list(P.values()), eps=1e-3)
+    assert f"{op} gives float32" in res.note and "note: f computes in lower precision" in str(res)
     assert all(p.dtype == np.float32 for p in P.values())
 
 

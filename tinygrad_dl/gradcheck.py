@@ -160,28 +160,26 @@ class GradcheckResult:
     def _repr_html_(self) -> str:
         """A notebook's display: the report as a table, the verdict coloured (every piece of text escaped)."""
         esc = html.escape
-        grade, text, colour = _grading(self.difference)
+        _, text, colour = _grading(self.difference)
         rows = []
         for c in self.breakdown:
-            cgrade, _, ccolour = _grading(c.difference)
-            worst = "<br>".join(f"[{esc(', '.join(map(str, idx)))}] numeric {esc(f'{num:.6e}')}, "
-                                f"backprop {esc(f'{bp:.6e}')}" for idx, num, bp in c.worst)
+            grade, _, shade = _grading(c.difference)
+            worst = "<br>".join(f"[{esc(', '.join(map(str, idx)))}] numeric {num:.6e}, backprop {bp:.6e}"
+                                for idx, num, bp in c.worst)
             bad = c.nonfinite()
             bold = ' style="font-weight:bold"' if self._flag(c) else ""
-            rows.append(f"<tr{bold}>"
-                        f"<td><code>{esc(str(c.name))}</code></td><td>{esc(str(c.shape))}</td>"
-                        f"<td style=\"color:{ccolour}\">{esc(f'{c.difference:.3e}')} ({esc(cgrade)})"
-                        f"{('<br>' + esc(bad)) if bad else ''}</td>"
-                        f"<td style=\"font-family:monospace;font-size:90%\">{worst}</td></tr>")
+            rows.append(f'<tr{bold}><td><code>{esc(str(c.name))}</code></td><td>{esc(str(c.shape))}</td>'
+                        f'<td style="color:{shade}">{c.difference:.3e} ({esc(grade)})'
+                        + (f"<br>{esc(bad)}" if bad else "") + "</td>"
+                        f'<td style="font-family:monospace;font-size:90%">{worst}</td></tr>')
         notes = "" if np.isfinite(self.cost) else \
-            f"<p>the cost J itself is {esc(str(self.cost))} at the parameters' values</p>"
+            f"<p>the cost J itself is {self.cost} at the parameters' values</p>"
         notes += f"<p>note: {esc(self.note)}</p>" if self.note else ""
-        return ("<div class=\"tinygrad-dl-gradcheck\">"
-                f"<p><b>gradient check</b>: difference = {esc(f'{self.difference:.3e}')} &rarr; "
-                f"<span style=\"color:{colour};font-weight:bold\">{esc(text)}</span></p>"
-                f"<p style=\"font-size:90%\">{esc(self._header())}</p>{notes}"
-                "<table><thead><tr><th>parameter</th><th>shape</th><th>difference</th>"
-                "<th>worst elements</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+        return (f'<div class="tinygrad-dl-gradcheck"><p><b>gradient check</b>: difference = '
+                f'{self.difference:.3e} &rarr; <span style="color:{colour};font-weight:bold">{esc(text)}</span></p>'
+                f'<p style="font-size:90%">{esc(self._header())}</p>{notes}'
+                "<table><thead><tr><th>parameter</th><th>shape</th><th>difference</th><th>worst elements</th>"
+                "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
 def _named(params):
