@@ -272,7 +272,7 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
     saved_grad = [p.grad for p in tensors]
     # assigning .data counts as an edit (a graph that saved the tensor would refuse to backpropagate); the
     # original array comes back untouched, so its edit count comes back too and earlier graphs stay usable
-    saved_version = [p._version for p in tensors]
+    saved_version = [getattr(p, "_version", 0) for p in tensors]
     try:
         for p, data in zip(tensors, originals):
             p.data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
