@@ -105,7 +105,7 @@ class Neg(_Primitive):
 
 
 class Pow(_Primitive):
-    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)"""
+    """y = x**p for a constant p;  dy/dx = p * x**(p - 1), and 0 for p = 0 (x**0 = 1 everywhere, as at x = 0)"""
     __slots__ = ("p",)
 
     def __init__(self, p):
@@ -115,9 +115,15 @@ class Pow(_Primitive):
         self.p = float(p)
 
     def forward(self, x):
+        if self.p == -0.5:  # 1 / sqrt(x), as PyTorch: NaN at -inf and -inf at -0.0, where pow gives 0 and +inf
+            return 1.0 / np.sqrt(x)
         return x ** self.p
 
     def backward(self, grad, out, x):
+        if self.p == 0.0:  # p * x**(p - 1) would be 0 * inf = NaN at x = 0
+            return (grad * 0.0,)
+        if self.p == 0.5:  # 1 / (2 sqrt(x)) from the output: the signed zero and NaN of sqrt carry over
+            return (grad * 0.5 / out,)
         return (grad * self.p * x ** (self.p - 1.0),)
 
 
@@ -157,18 +163,20 @@ class Tanh(_Primitive):
 
 
 class Abs(_Primitive):
-    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0"""
+    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0 (and at NaN, as PyTorch)"""
     __slots__ = ()
 
     def forward(self, x):
         return np.abs(x)
 
     def backward(self, grad, out, x):
-        return (grad * np.sign(_value(x)),)
+        xv = _value(x)
+        return (grad * (_mask(xv > 0, out) - _mask(xv < 0, out)),)
 
 
 class Maximum(_Primitive):
-    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)"""
+    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split);
+    where a or b is NaN (so is y) both get the gradient, as PyTorch"""
     __slots__ = ()
 
     def forward(self, a, b):
@@ -178,8 +186,8 @@ class Maximum(_Primitive):
 
     def backward(self, grad, out, a, b):
         av, bv = _value(a), _value(b)
-        wa = _mask(av > bv, out) + _mask(av == bv, out) * 0.5
-        return grad * wa, grad * (1.0 - wa)
+        half = _mask(av == bv, out) * 0.5  # written as 1 - [loses] - [tie] / 2 so that NaN (no order) gives 1
+        return grad * (1.0 - _mask(av < bv, out) - half), grad * (1.0 - _mask(av > bv, out) - half)
 
 
 class Where(_Primitive):
@@ -260,21 +268,25 @@ class Sum(_Primitive):
 
 
 class Max(_Primitive):
-    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere"""
+    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere; a slice holding
+    NaN has the max NaN, and its NaN elements share the gradient (as PyTorch's max())"""
     __slots__ = ("axis", "keepdims")
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        if x.size == 0:
-            raise ShapeError("max: cannot take the max of an empty tensor")
         self.axis = _axes(self.axis, x.ndim)
+        empty = [ax for ax in self.axis if x.shape[ax] == 0]
+        if empty:
+            raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
+                             f"(the max of no numbers is undefined)")
         return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
-        hit = _value(x) == _value(out).reshape(kept)
+        xv = _value(x)
+        hit = (xv == _value(out).reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
         share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(_value(out).dtype)
         return (grad.reshape(kept) * share,)
 
@@ -341,7 +353,7 @@ def _index(index):
         if isinstance(p, Tensor):
             p = p.data
         if isinstance(p, (list, np.ndarray)):
-            p = np.asarray(p)
+            p = np.asarray(p, dtype=np.intp) if isinstance(p, list) and not p else np.asarray(p)
             if p.dtype.kind == "f":
                 raise TypeError(f"getitem: index arrays must hold integers or booleans, got dtype {p.dtype}")
             fancy = fancy or p.dtype.kind in "iu"
@@ -458,11 +470,11 @@ def stack(tensors, axis=0):
 
 
 def _mean(self, axis=None, keepdims=False):
-    """Average over axes: sum * (1 / count)."""
+    """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
     for ax in _axes(axis, self.ndim):
         count *= self.shape[ax]
-    return Sum(axis, keepdims)(self) * (1.0 / count)
+    return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
 
 
 def _shape_args(args):
