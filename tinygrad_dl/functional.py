@@ -262,15 +262,19 @@ def cross_entropy(Z, Y) -> Tensor:
 
     Z: logits (n_classes, m), n_classes >= 2. Y: one-hot (n_classes, m), integer labels of shape (m,), or soft
     labels (n_classes, m). The gradient is (softmax(Z) - Y) / m. A class with Y = 0 costs nothing (0 log 0 = 0),
-    so a masked logit of -inf is fine where it is not the target (as PyTorch's class-index targets)."""
+    so a masked logit of -inf is fine where it is not the target (as PyTorch's class-index targets); a Y that
+    requires grad enters as the plain product Y * log softmax(Z) (as PyTorch's probability targets)."""
     Z = _tensor(Z, "cross_entropy", "Z")
     if Z.ndim != 2:
         raise ValueError(f"cross_entropy: Z must be logits of shape (n_classes, m), got shape {Z.shape}")
-    if Z.shape[0] < 2:
-        raise ValueError(f"cross_entropy: Z has shape {Z.shape}, " + (
-            "no classes" if Z.shape[0] == 0 else "one class: a softmax over one class is always 1 and its cost "
-            "always 0") + "; for a yes/no output of shape (1, m) use binary_cross_entropy_with_logits(Z, Y) on "
-            "logits (or binary_cross_entropy(A, Y) on probabilities)")
+    if Z.shape[0] == 0:
+        raise ValueError(f"cross_entropy: Z has shape {Z.shape}, no classes: expected logits of shape "
+                         f"(n_classes, m) with n_classes >= 2")
+    if Z.shape[0] == 1:
+        raise ValueError(f"cross_entropy: Z has shape {Z.shape}, one class: a softmax over one class is always 1 "
+                         f"and its cost always 0; for a yes/no output of shape (1, m) use "
+                         f"binary_cross_entropy_with_logits(Z, Y) on logits (or binary_cross_entropy(A, Y) on "
+                         f"probabilities)")
     Y = _class_targets(Z, Y)
     s = Z - _shift(Z, 0)
     log_p = s - s.exp().sum(axis=0, keepdims=True).log()
@@ -279,7 +283,7 @@ def cross_entropy(Z, Y) -> Tensor:
     else:                              # pick log p where Y != 0: a -inf next to Y = 0 never meets 0 * -inf
         nz = Y if Y.dtype == np.bool_ else Y != 0
         picked = where(nz, log_p, 0.0)
-        if Y.dtype != np.bool_ and not np.all(Y[nz] == 1):
+        if Y.dtype != np.bool_ and not (Y == nz).all():
             picked = Y * picked        # soft labels (one-hot labels are the picking alone)
     return picked.sum() * -_per_example(Z)
 

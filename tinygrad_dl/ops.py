@@ -105,7 +105,9 @@ class Neg(_Primitive):
 
 
 class Pow(_Primitive):
-    """y = x**p for a constant p;  dy/dx = p * x**(p - 1), and 0 for p = 0 (x**0 = 1 everywhere, as at x = 0)"""
+    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)
+
+    For p = 0 the derivative is 0 everywhere (x**0 = 1), also at x = 0 where p * x**(p - 1) would be 0 * inf."""
     __slots__ = ("p",)
 
     def __init__(self, p):
@@ -163,7 +165,7 @@ class Tanh(_Primitive):
 
 
 class Abs(_Primitive):
-    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0 (and at NaN, as PyTorch)"""
+    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0 (and at NaN, as in PyTorch)"""
     __slots__ = ()
 
     def forward(self, x):
@@ -175,8 +177,9 @@ class Abs(_Primitive):
 
 
 class Maximum(_Primitive):
-    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split);
-    where a or b is NaN (so is y) both get the gradient, as PyTorch"""
+    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)
+
+    Where a or b is NaN (and so y), both get the whole gradient, as in PyTorch."""
     __slots__ = ()
 
     def forward(self, a, b):
@@ -185,9 +188,11 @@ class Maximum(_Primitive):
         return np.maximum(a, b)
 
     def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
         av, bv = _value(a), _value(b)
         half = _mask(av == bv, out) * 0.5  # written as 1 - [loses] - [tie] / 2 so that NaN (no order) gives 1
-        return grad * (1.0 - _mask(av < bv, out) - half), grad * (1.0 - _mask(av > bv, out) - half)
+        return ((grad * (1.0 - _mask(av < bv, out) - half) if need_a else None),
+                (grad * (1.0 - _mask(av > bv, out) - half) if need_b else None))
 
 
 class Where(_Primitive):
@@ -268,8 +273,9 @@ class Sum(_Primitive):
 
 
 class Max(_Primitive):
-    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere; a slice holding
-    NaN has the max NaN, and its NaN elements share the gradient (as PyTorch's max())"""
+    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere
+
+    A slice holding NaN has the max NaN, and its NaN elements share the gradient (as PyTorch's max())."""
     __slots__ = ("axis", "keepdims")
 
     def __init__(self, axis=None, keepdims=False):
