@@ -23,6 +23,8 @@ from tinygrad_dl.tensor import PRIMITIVES
 
 from conftest import need_module
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")  # torch's var of nothing
+
 NAN, INF = float("nan"), float("inf")
 SPECIAL = [NAN, INF, -INF, 0.0, -0.0, 1.5, -2.0]
 PAIRS = [np.array(v) for v in zip(*[(a, b) for a in SPECIAL for b in SPECIAL])]  # every (a, b), 49 of them
@@ -41,6 +43,10 @@ DIFFERENCES = {
                                       "(0 on a clamped side, 1/(1 - A) or -1/A on the other)",
     "cross_entropy/soft": "a constant soft target Y = 0 against a -inf logit costs 0 (0 log 0 = 0); torch's "
                           "probability targets give NaN there",
+    "var/infinite": "we differentiate the composition sum((x - mean)**2) / n (so grad-of-grad is right); torch's "
+                    "var_backward drops the mean's term (zero for finite data), so where the mean is infinite it "
+                    "gives +-inf at the finite elements and we NaN; the variance is NaN either way",
+    "std/infinite": "as var/infinite",
     "cross_entropy/one-row": "a (1, m) output is refused (a softmax over one class is always 1, its cost always 0: "
                              "use the binary losses); torch returns 0",
 }
@@ -102,7 +108,7 @@ def run_ours(case, dtype=np.float64):
 def run_torch(torch, case, g, dtype=np.float64):
     ts = [torch.tensor(np.asarray(x, dtype=dtype), requires_grad=True) for x in case.inputs]
     out = case.theirs(torch, *ts)
-    out.backward(torch.tensor(g))
+    out.backward(torch.tensor(g).to(out.dtype))
     return out.detach().numpy(), [np.zeros(t.shape, dtype) if t.grad is None else t.grad.numpy() for t in ts]
 
 
@@ -121,8 +127,9 @@ def check(torch, name, case, dtype=np.float64):
         want, want_grads = case.expect(torch, *[np.asarray(x, dtype=np.float64) for x in case.inputs])
     else:
         want, want_grads = run_torch(torch, case, g, dtype)
-    rtol = 1e-12 if dtype == np.float64 else 1e-5
-    assert value.dtype == dtype, f"{name}: value of dtype {value.dtype}"
+    rtol = 1e-12 if dtype == np.float64 and value.dtype == np.float64 else 1e-5
+    want_dtype = np.asarray(want).dtype if case.expect is None else dtype
+    assert value.dtype == want_dtype, f"{name}: value of dtype {value.dtype}, expected {want_dtype}"
     assert_same(value, want, f"{name}: value", case.value_zero_sign, rtol)
     assert len(grads) == len(want_grads)
     for i, (got, w) in enumerate(zip(grads, want_grads)):
@@ -305,6 +312,14 @@ PRIMITIVE_CASES = {
     "Pow": pow_cases(),
     "Exp": unary(ops.Exp, lambda torch, x: x.exp()),
     "Log": unary(ops.Log, lambda torch, x: x.log()),
+    "Log1p": unary(ops.Log1p, lambda torch, x: x.log1p())
+    | {"at -1": Case(lambda x: ops.Log1p()(x), lambda torch, x: x.log1p(), np.array([-1.0, -1e-300, 1e-300]))},
+    "Sin": unary(ops.Sin, lambda torch, x: x.sin()),
+    "Cos": unary(ops.Cos, lambda torch, x: x.cos()),
+    "Cast": {f"to {np.dtype(to).name}{label}": Case(lambda x, to=to: ops.Cast(to)(x),
+                                                    lambda torch, x, to=to: x.to(getattr(torch, np.dtype(to).name)), v)
+             for to in (np.float32, np.float64)
+             for label, v in [("", np.array(SPECIAL)), (", empty", np.zeros((3, 0)))]},
     "Tanh": unary(ops.Tanh, lambda torch, x: x.tanh()),
     "Abs": unary(ops.Abs, lambda torch, x: x.abs()),
     "Maximum": binary(ops.Maximum, lambda torch, a, b: torch.maximum(a, b)),
@@ -590,6 +605,17 @@ COMPOSITION_CASES = {
     "l2_penalty": l2_cases(),
     "dropout": dropout_cases(),
 }
+def _composed_var(power):
+    """var (power 1) or std (power 0.5) over axis 1 as the composition we differentiate, through PyTorch."""
+    def expect(torch, x):
+        t = torch.tensor(x, requires_grad=True)
+        v = ((t - t.mean(1, keepdim=True)) ** 2).sum(1) / x.shape[1]
+        out = v ** power if power != 1 else v
+        out.backward(torch.tensor(upstream(out.shape)))
+        return out.detach().numpy(), [t.grad.numpy()]
+    return expect
+
+
 # compositions the Tensor offers (defined next to the primitives, no derivative of their own)
 TENSOR_CASES = {
     "mean": {f"empty{shape},axis={axis}": Case(lambda x, a=axis: x.mean(a),
@@ -600,6 +626,19 @@ TENSOR_CASES = {
     # -max(-a, -b): an empty sum of a broadcast gradient, negated, is -0.0 (torch: +0.0)
     "minimum": binary(lambda: dl.minimum, lambda torch, a, b: torch.minimum(a, b), empty_grad_zero_sign=False),
     "sqrt": unary(lambda: dl.Tensor.sqrt, lambda torch, x: x.sqrt()),
+    "min": {"axis=None": Case(lambda x: x.min(), lambda torch, x: x.min(), REDUCE[:2], value_zero_sign=False),
+            "axis=0": Case(lambda x: x.min(0), lambda torch, x: x.amin(0), REDUCE[1:], value_zero_sign=False),
+            "empty": Case(lambda x: x.min(0), lambda torch, x: x.amin(0), np.zeros((3, 0)))},
+    "var": {"axis=1": Case(lambda x: x.var(1), lambda torch, x: x.var(1, correction=0), REDUCE[[0, 2, 3, 4, 5]]),
+            "infinite": Case(lambda x: x.var(1), None, REDUCE, expect=_composed_var(1)),
+            "empty": Case(lambda x: x.var(1), lambda torch, x: x.var(1, correction=0), np.zeros((3, 0))),
+            "one element": Case(lambda x: x.var(1, ddof=1), lambda torch, x: x.var(1), np.ones((3, 1)))},
+    "std": {"axis=1": Case(lambda x: x.std(1), lambda torch, x: x.std(1, correction=0), REDUCE[[0, 2, 3, 4, 5]]),
+            "infinite": Case(lambda x: x.std(1), None, REDUCE, expect=_composed_var(0.5)),
+            "empty": Case(lambda x: x.std(1), lambda torch, x: x.std(1, correction=0), np.zeros((3, 0)))},
+    "clip": {"special": Case(lambda x: x.clip(-1.0, 1.0), lambda torch, x: x.clamp(-1.0, 1.0),
+                             np.array(SPECIAL + [1.0, -1.0])),
+             "empty": Case(lambda x: x.clip(-1.0, 1.0), lambda torch, x: x.clamp(-1.0, 1.0), np.zeros((3, 0)))},
 }
 
 

@@ -443,7 +443,7 @@ def _index(index):
         if isinstance(p, list) and not p:
             p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
-            p = np.asarray(p, dtype=np.intp) if isinstance(p, list) and not p else np.asarray(p)
+            p = np.asarray(p)
             if p.dtype.kind == "f":
                 raise TypeError(f"getitem: index arrays must hold integers or booleans, got dtype {p.dtype}")
             fancy = fancy or p.dtype.kind in "iu"
@@ -627,16 +627,17 @@ def _std(self, *args, **kwargs):
 
 
 def _clip(self, min=None, max=None):
-    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN,
+    with gradient 0 (as PyTorch's clamp)."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     x = self.data
-    outside = np.zeros(x.shape, dtype=bool)
+    inside = np.ones(x.shape, dtype=bool)  # NaN is in no interval: it takes np.clip's NaN, a constant
     if min is not None:
-        outside |= x < min
+        inside &= x >= min
     if max is not None:
-        outside |= x > max
-    return Where(~outside)(self, np.clip(x, min, max))
+        inside &= x <= max
+    return Where(inside)(self, np.clip(x, min, max))
 
 
 def _squeeze(self, axis=None, *, dim=None):
