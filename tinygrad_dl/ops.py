@@ -627,17 +627,16 @@ def _std(self, *args, **kwargs):
 
 
 def _clip(self, min=None, max=None):
-    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN,
-    with gradient 0 (as PyTorch's clamp)."""
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     x = self.data
-    inside = np.ones(x.shape, dtype=bool)  # NaN is in no interval: it takes np.clip's NaN, a constant
+    outside = np.zeros(x.shape, dtype=bool)
     if min is not None:
-        inside &= x >= min
+        outside |= x < min
     if max is not None:
-        inside &= x <= max
-    return Where(inside)(self, np.clip(x, min, max))
+        outside |= x > max
+    return Where(~outside)(self, np.clip(x, min, max))
 
 
 def _squeeze(self, axis=None, *, dim=None):
