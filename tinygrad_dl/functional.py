@@ -61,7 +61,7 @@ def _const(cond, a, b, dtype):
 def _per_example(A: Tensor) -> float:
     """1/m, with m the number of examples (columns, the last axis); NaN for m = 0, as a mean over nothing."""
     m = A.shape[-1] if A.ndim else 1
-    return 1.0 / m if m else float("nan")
+    return 1.0 / m if m else np.nan
 
 
 def _target(where_: str, A: Tensor, Y, a_name: str = "A"):

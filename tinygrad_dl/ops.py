@@ -443,7 +443,7 @@ def _index(index):
         if isinstance(p, list) and not p:
             p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
-            p = np.asarray(p, dtype=np.intp) if isinstance(p, list) and not p else np.asarray(p)
+            p = np.asarray(p)
             if p.dtype.kind == "f":
                 raise TypeError(f"getitem: index arrays must hold integers or booleans, got dtype {p.dtype}")
             fancy = fancy or p.dtype.kind in "iu"
