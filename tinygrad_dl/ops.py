@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value, derived
 
 
 class _Primitive(Function):
@@ -439,7 +439,7 @@ def _index(index):
     out, fancy = [], False
     for p in parts:
         if isinstance(p, Tensor):
-            p = p.data
+            p = p._data
         if isinstance(p, list) and not p:
             p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
@@ -522,7 +522,7 @@ def broadcast_to(x, shape):
     if isinstance(x, Tensor):
         return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
-    out[...] = x
+    np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
 
 
@@ -630,13 +630,18 @@ def _clip(self, min=None, max=None):
     """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
-    x = self.data
+    inside, clipped = derived(_clip_values, self, min, max)
+    return Where(inside)(self, clipped)
+
+
+def _clip_values(x, min, max):
+    """[min <= x <= max] (True at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
     outside = np.zeros(x.shape, dtype=bool)
     if min is not None:
         outside |= x < min
     if max is not None:
         outside |= x > max
-    return Where(~outside)(self, np.clip(x, min, max))
+    return ~outside, np.clip(x, min, max)
 
 
 def _squeeze(self, axis=None, *, dim=None):

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, replayed
 
 __all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "Momentum", "RMSprop", "Adam",
            "inverse_time_decay", "exponential_decay"]
@@ -163,11 +163,13 @@ class Optimizer:
     def lr(self, value):
         self._lr = _check_nonneg(value, type(self).__name__, "lr")
 
+    @replayed  # dl.jit's replay calls it again (as `step`): what it does depends on state outside the graph
     def zero_grad(self):
         """Set every parameter's `.grad` to None (the next backward starts afresh)."""
         for p in self.params:
             p.grad = None
 
+    @replayed
     def step(self):
         """One update of every parameter that has a gradient, in place, recording no graph."""
         for i, p in enumerate(self.params):
