@@ -281,4 +281,426 @@ def test_random_networks_train_bit_for_bit(net):
                 assert_same(l1.mask, l2.mask, f"step {k}: dropout mask")
                 assert l1.rng.bit_generator.state == l2.rng.bit_generator.state
     info = fast.cache_info()
-    assert info.eager == 0 and info.replays >= 1, info
+    keys = {(m, k not in net["evals"] or net["keep_prob"] is None) for k, m in enumerate(net["batches"])}
+    assert info.eager == 0 and info.captures + info.replays == len(net["batches"]) and info.captures <= len(keys)
+
+
+# ============================================================ what a replay cannot repeat: eager, with a warning
+
+def small_net(seed=0, dtype=np.float64, keep_prob=None):
+    rng = np.random.default_rng(seed)
+    layers = [nn.Dense(3, 4, rng=rng, dtype=dtype), nn.Tanh()]
+    if keep_prob is not None:
+        layers.append(nn.Dropout(keep_prob, rng=rng))
+    model = nn.Sequential(*layers, nn.Dense(4, 1, rng=rng, dtype=dtype))
+    return model, dl.optim.GradientDescent(model.parameters(), lr=0.1)
+
+
+def data(k, m=5, dtype=np.float64):
+    r = np.random.default_rng(k)
+    return r.standard_normal((3, m)).astype(dtype), (r.random((1, m)) < 0.5).astype(dtype)
+
+
+def twins(body, seed=0, keep_prob=None):
+    """The same step on two identical models: one called eagerly, one through dl.jit."""
+    (m1, o1), (m2, o2) = small_net(seed, keep_prob=keep_prob), small_net(seed, keep_prob=keep_prob)
+    return (m1, o1, lambda *a: body(m1, o1, *a)), (m2, o2, dl.jit(lambda *a: body(m2, o2, *a)))
+
+
+def assert_twins_equal(a, b):
+    for p, q in zip(a[0].parameters(), b[0].parameters()):
+        assert_same(p.data, q.data, p.name)
+        assert_same(p.grad, q.grad, f"{p.name}.grad")
+
+
+def standard(model, opt, X, Y):
+    opt.zero_grad()
+    cost = F.binary_cross_entropy_with_logits(model(X), Y)
+    cost.backward()
+    opt.step()
+    return cost
+
+
+ESCAPES = {
+    "item": (lambda c: c.item(), r"`\.item\(\)`"),
+    "float": (lambda c: float(c), r"`float\(t\)`"),
+    "bool": (lambda c: bool(c < 1e9) and c, r"`bool|mask"),
+    "if": (lambda c: c if c.item() > 0 else -c, r"`\.item\(\)`"),
+    "data": (lambda c: c.data * 2, r"`\.data`"),
+    "numpy": (lambda c: c.numpy(), r"`\.numpy\(\)`"),
+    "tolist": (lambda c: c.tolist(), r"`\.tolist\(\)`"),
+    "asarray": (lambda c: np.asarray(c) + 1, r"converting a tensor to an array"),
+    "mask arithmetic": (lambda c: (c > 0) * 1.0, r"np\.multiply on a mask"),
+    "mask any": (lambda c: c if (c > 0).any() else c, r"mask"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_python_reading_values_runs_eagerly_with_a_warning(name):
+    use, pattern = ESCAPES[name]
+    seen = []
+
+    def body(model, opt, X, Y):
+        cost = standard(model, opt, X, Y)
+        seen.append(1)
+        return use(cost)
+
+    a, b = twins(body)
+    for k in range(3):
+        X, Y = data(k)
+        want = a[2](X, Y)
+        if k == 0:
+            with pytest.warns(jit_module.JitWarning, match=pattern) as record:
+                got = b[2](X, Y)
+            assert "test_jit.py" in str(record[0].message)  # the user's line is named
+        else:
+            got = b[2](X, Y)
+        assert_same(np.asarray(want.data if isinstance(want, dl.Tensor) else want),
+                    np.asarray(got.data if isinstance(got, dl.Tensor) else got), "result")
+        assert_twins_equal(a, b)
+    info = b[2].cache_info()
+    assert info.replays == 0 and info.eager == 2 and info.captures == 1, info
+    assert len(seen) == 6  # the function really ran at every call
+
+
+UNSAFE = {
+    "in-place update": lambda model, opt, cost: model[0].W.__isub__(dl.Tensor(np.ones((4, 3)) * 0.01)),
+    "grad read": lambda model, opt, cost: model[0].W.grad * 2,
+    "grad set": lambda model, opt, cost: setattr(model[0].W, "grad", None),
+    "data set": lambda model, opt, cost: setattr(model[0].b, "data", np.zeros((4, 1))),
+    "retain_grad": None,
+    "dl.grad": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNSAFE))
+def test_changes_outside_the_graph_run_eagerly(name):
+    def body(model, opt, X, Y):
+        opt.zero_grad()
+        Z = model(X)
+        if name == "retain_grad":
+            Z.retain_grad()
+        cost = F.binary_cross_entropy_with_logits(Z, Y)
+        if name == "dl.grad":
+            dl.grad(cost, model[0].W, retain_graph=True)
+        cost.backward()
+        if UNSAFE[name] is not None:
+            with dl.no_grad():
+                UNSAFE[name](model, opt, cost)
+        opt.step()
+        return cost
+
+    a, b = twins(body)
+    for k in range(3):
+        X, Y = data(k)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            a[2](X, Y), b[2](X, Y)
+        if k == 0:
+            assert any(issubclass(w.category, jit_module.JitWarning) for w in record), name
+        assert_twins_equal(a, b)
+    assert b[2].cache_info().replays == 0
+
+
+def test_a_returned_graph_must_not_be_replayed():
+    model, opt = small_net()
+    f = dl.jit(lambda X, Y: F.binary_cross_entropy_with_logits(model(X), Y))   # backward left to the caller
+    X, Y = data(0)
+    with pytest.warns(jit_module.JitWarning, match="graph is still alive"):
+        f(X, Y).backward()
+    f(X, Y).backward()  # eager: still has its graph
+    assert f.cache_info().replays == 0
+
+
+def test_detect_anomaly_runs_eagerly():
+    a, b = twins(standard)
+    X, Y = data(0)
+    b[2](X, Y)
+    with dl.detect_anomaly():
+        b[2](X, Y)
+    assert b[2].cache_info().eager == 1
+    assert "detect_anomaly() is on" in b[2].cache_info().reasons
+
+
+# ============================================================ what gets its own capture (never a stale program)
+
+def test_new_shapes_dtypes_and_grad_mode_get_their_own_capture():
+    a, b = twins(standard)
+    shapes = [5, 5, 2, 5, 2, 7]   # a short last batch, and back
+    for k, m in enumerate(shapes):
+        X, Y = data(k, m)
+        assert_same(a[2](X, Y).data, b[2](X, Y).data, f"call {k}")
+        assert_twins_equal(a, b)
+    info = b[2].cache_info()
+    assert info.captures == 3 and info.replays == 3 and info.entries == 3, info
+    X, Y = data(9, 5)
+    with dl.no_grad():   # a forward pass only: its own program
+        f = dl.jit(lambda X: a[0](X))
+        for k in range(3):
+            X, _ = data(k)
+            assert_same(a[0](X).data, f(X).data, "no_grad forward")
+    assert f.cache_info().replays == 2
+    g = dl.jit(lambda X: a[0](X).sum().detach())
+    g(X)
+    with dl.no_grad():
+        g(X)
+    assert g.cache_info().captures == 2
+
+
+def test_float32_and_float64_data_get_their_own_capture():
+    model, _ = small_net()
+    f = dl.jit(lambda X: model(X).detach())   # (a forward pass: its result leaves the graph)
+    X, _ = data(0)
+    for x in (X, X.astype(np.float32), X, X.astype(np.float32)):
+        assert_same(model(x).data, f(x).data, str(x.dtype))
+    assert f.cache_info().captures == 2 and f.cache_info().replays == 2
+
+
+def test_train_and_eval_mode_get_their_own_capture_and_masks_are_drawn_again():
+    a, b = twins(standard, keep_prob=0.5)
+    for k, train in enumerate([True, True, False, False, True, False, True]):
+        for model in (a[0], b[0]):
+            model.train(train)
+        X, Y = data(k)
+        assert_same(a[2](X, Y).data, b[2](X, Y).data, f"call {k}")
+        assert_twins_equal(a, b)
+        assert_same(a[0][2].mask, b[0][2].mask, "mask")
+    assert b[2].cache_info().eager == 0 and b[2].cache_info().replays >= 4
+
+
+def test_a_user_module_branching_on_training_is_guarded():
+    class Noisy(nn.Module):
+        def forward(self, A):
+            return A * 2.0 if self.training else A * 3.0
+    layer = Noisy()
+    f = dl.jit(lambda X: layer(dl.Tensor(X)).sum())
+    X, _ = data(0)
+    for train in (True, True, False, False, True):
+        layer.train(train)
+        assert f(X).item() == (X * (2.0 if train else 3.0)).sum()
+    assert f.cache_info().captures == 2 and f.cache_info().replays == 3
+
+
+def test_numbers_are_constants_keyed_by_value():
+    model, _ = small_net()
+    f = dl.jit(lambda X, s: (model(X) * s).sum().detach())
+    X, _ = data(0)
+    for s in (2.0, 3.0, 2.0, -0.0, 0.0, 3):
+        assert_same((model(X) * s).sum().data, f(X, s).data, repr(s))
+    assert f.cache_info().captures == 5
+
+
+def test_arguments_that_change_at_every_call_stop_the_captures():
+    model, _ = small_net()
+    f = dl.jit(lambda X, s: (model(X) * s).sum().detach(), max_captures=3)
+    X, _ = data(0)
+    with pytest.warns(jit_module.JitWarning, match="in a row without a replay"):
+        for s in range(6):
+            assert_same((model(X) * s).sum().data, f(X, float(s)).data, str(s))
+    assert f.cache_info().captures == 3 and f.cache_info().eager == 3
+
+
+def test_parameters_are_read_where_they_are():
+    a, b = twins(standard)
+    for k in range(4):
+        X, Y = data(k)
+        a[2](X, Y), b[2](X, Y)
+        for (p, q) in zip(a[0].parameters(), b[0].parameters()):   # rebind .data, change it in place, reload
+            if k == 1:
+                p.data, q.data = p.data * 0.5, q.data * 0.5
+            if k == 2:
+                p.data[...] = 0.25
+                q.data[...] = 0.25
+        if k == 2:
+            state = a[0].state_dict()
+            a[0].load_state_dict(state), b[0].load_state_dict(state)
+        assert_twins_equal(a, b)
+    assert b[2].cache_info().replays == 3
+
+
+def test_a_parameter_of_a_new_shape_is_captured_again():
+    model, opt = small_net()
+    f = dl.jit(lambda X: model(X).sum().detach())
+    X, _ = data(0)
+    f(X), f(X)
+    model[2].W.data = np.ones((2, 4))   # another output size
+    model[2].b.data = np.ones((2, 1))
+    assert_same(model(X).sum().data, f(X).data, "new shape")
+    assert f.cache_info().captures == 2
+
+
+def test_gradients_accumulate_without_zero_grad():
+    def body(model, opt, X, Y):
+        F.binary_cross_entropy_with_logits(model(X), Y).backward()
+    a, b = twins(body)
+    for k in range(4):
+        X, Y = data(k)
+        a[2](X, Y), b[2](X, Y)
+        assert_twins_equal(a, b)
+    a[1].zero_grad(), b[1].zero_grad()
+    a[2](X, Y), b[2](X, Y)
+    assert_twins_equal(a, b)
+    assert b[2].cache_info().replays == 4
+
+
+def test_returned_values_are_fresh():
+    a, b = twins(lambda model, opt, X, Y: (standard(model, opt, X, Y), model(X).detach()))
+    X, Y = data(0)
+    b[2](X, Y)
+    first = b[2](X, Y)
+    kept = [first[0].data.copy(), first[1].data.copy()]
+    b[2](*data(1))
+    assert same(first[0].data, kept[0]) and same(first[1].data, kept[1])
+    assert first[0].requires_grad is False and first[0].creator is None
+
+
+def test_errors_are_raised_by_the_replay_as_by_eager_mode():
+    model, opt = small_net()
+    f = dl.jit(lambda X, Y: F.binary_cross_entropy(F.sigmoid(model(X)), Y).detach())
+    X, Y = data(0)
+    f(X, Y), f(X, Y)
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: A must hold probabilities"):
+        F.binary_cross_entropy(F.sigmoid(model(X)) * 2.0, Y)
+    g = dl.jit(lambda A, Y: F.binary_cross_entropy(A * 1.0, Y))
+    A = np.full((1, 5), 0.25)
+    g(A, Y), g(A, Y)
+    A[0, 3] = 1.5
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: A must hold probabilities .*max 1\.5"):
+        g(A, Y)         # the replay checks the range, as eager mode does
+    A[0, 3] = np.nan
+    assert np.isnan(g(A, Y).item())
+    labels = np.array([0, 1, 0, 1, 0])
+    h = dl.jit(lambda X, labels: F.cross_entropy(dl.concatenate([model(X), -model(X)]), labels).detach())
+    h(X, labels), h(X, labels)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        h(X, labels + 1)
+
+
+def test_integer_labels_change_with_the_data():
+    model, opt = small_net()
+    f = dl.jit(lambda X, labels: F.cross_entropy(dl.concatenate([model(X), -model(X)]), labels).detach())
+    for k in range(4):
+        X, _ = data(k)
+        labels = np.random.default_rng(k).integers(0, 2, 5)
+        want = F.cross_entropy(dl.concatenate([model(X), -model(X)]), labels)
+        assert_same(want.data, f(X, labels).data, f"call {k}")
+    assert f.cache_info().replays == 3
+
+
+def test_user_functions_replay_through_their_own_methods():
+    class Cube(dl.Function):
+        """y = x**3; dy/dx = 3 x**2 (a rule written with Tensors)"""
+        def forward(self, x):
+            return x * x * x
+
+        def backward(self, grad, out, x):
+            return (grad * 3.0 * x * x,)
+
+    class Scale(dl.Function):
+        """y = s x (an ndarray rule)"""
+        ndarray_backward = True
+
+        def __init__(self, s):
+            self.s = s
+
+        def forward(self, x):
+            return x * self.s
+
+        def backward(self, grad, out, x):
+            return (grad * self.s,)
+
+    def body(model, opt, X, Y):
+        opt.zero_grad()
+        Z = Scale(0.5)(Cube()(model(X)))
+        cost = F.binary_cross_entropy_with_logits(Z, Y)
+        cost.backward()
+        opt.step()
+        return cost
+
+    a, b = twins(body)
+    for k in range(4):
+        X, Y = data(k)
+        assert_same(a[2](X, Y).data, b[2](X, Y).data, f"call {k}")
+        assert_twins_equal(a, b)
+    assert b[2].cache_info().replays == 3
+    assert "_rule(" in b[2].source and "_forward(" in b[2].source
+
+
+def test_nested_jit_keyword_arguments_and_methods():
+    model, opt = small_net()
+    inner = dl.jit(lambda X: model(X))
+
+    class Trainer:
+        @dl.jit
+        def step(self, X, *, Y):
+            opt.zero_grad()
+            cost = F.binary_cross_entropy_with_logits(inner(X), Y)
+            cost.backward()
+            opt.step()
+            return cost
+
+    ref_model, ref_opt = small_net()
+    trainer = Trainer()
+    for k in range(3):
+        X, Y = data(k)
+        ref = standard(ref_model, ref_opt, X, Y)
+        assert_same(ref.data, trainer.step(X, Y=Y).data, f"call {k}")
+    assert Trainer.step.cache_info().replays == 2
+    assert inner.cache_info().captures == 0   # it ran inside the outer capture
+
+
+def test_nothing_computed_from_data_is_frozen():
+    """The programs of the library's networks hold no array constants: masks, shifts, one-hot labels and 1 - Y are
+    computed at every replay (only numbers like 0.5 and 1/m are constants)."""
+    for loss in ("bce", "bce_logits", "ce_one_hot", "ce_labels", "mse"):
+        net = dict(dtype=np.float64, n_x=3, hidden=[4], activation="relu", keep_prob=0.5, loss=loss,
+                   n_out=3 if loss.startswith("ce") else 1, optimizer="adam", schedule=None, lambd=0.7,
+                   zero_grad=True, batches=[5, 5, 5], evals=set(), seed=3, lr=0.1)
+        _, _, step = build(net)
+        f = dl.jit(step)
+        for k in range(3):
+            f(*batch(net, k))
+        constants = [v for v in f._last.fn.__globals__.values() if isinstance(v, np.ndarray)]
+        assert all(c.ndim == 0 and not c.flags.writeable for c in constants), (loss, constants)
+        words = {"bce": "_bce_safe", "bce_logits": "_sign_flip", "ce_one_hot": "_max_shift", "ce_labels": "_one_hot",
+                 "mse": "_scale"}
+        for word in (words[loss], "np.less_equal", "._scale("):   # the loss, relu's mask, dropout's mask
+            assert word in f.source, (loss, word)
+
+
+def test_source_reads_like_the_course_backprop():
+    W1 = dl.Tensor(np.full((4, 2), 0.1), requires_grad=True, name="W1")
+    b1 = dl.Tensor(np.zeros((4, 1)), requires_grad=True, name="b1")
+    W2 = dl.Tensor(np.full((1, 4), 0.1), requires_grad=True, name="W2")
+    b2 = dl.Tensor(np.zeros((1, 1)), requires_grad=True, name="b2")
+
+    @dl.jit
+    def step(X, Y):
+        Z1 = W1 @ X + b1
+        Z1.name = "Z1"
+        A1 = Z1.tanh()
+        A1.name = "A1"
+        Z2 = W2 @ A1 + b2
+        Z2.name = "Z2"
+        F.binary_cross_entropy_with_logits(Z2, Y).backward()
+    assert step.source.startswith("# nothing captured yet")
+    step(np.ones((2, 3)), np.ones((1, 3)))
+    src = step.source
+    for line in ("A1 = np.tanh(Z1)", "dW2 = dZ2 @ ", "db2 = dZ2.sum(axis=(1,), keepdims=True)",
+                 "dZ1 = dA1 * ", "dW1 = dZ1 @ ", "p_W1.grad = dW1 if p_W1.grad is None else p_W1.grad + dW1"):
+        assert line in src, line
+    assert src.index("A1 = np.tanh") < src.index("dZ2") < src.index("dZ1") < src.index("p_W1.grad")
+
+
+def test_cache_clear_and_arguments_of_the_decorator():
+    model, _ = small_net()
+    f = dl.jit(max_captures=2)(lambda X: model(X).detach())
+    X, _ = data(0)
+    f(X), f(X)
+    f.cache_clear()
+    f(X)
+    assert f.cache_info().captures == 2 and f.cache_info().maxsize == 2
+    with pytest.raises(TypeError, match="expected a function"):
+        dl.jit(3)
+    with pytest.raises(ValueError, match="max_captures"):
+        dl.jit(lambda: 0, max_captures=0)

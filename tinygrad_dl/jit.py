@@ -57,7 +57,7 @@ import warnings
 import numpy as np
 
 from .tensor import (PRIMITIVES, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture, _mode,
-                     _user_site, sum_to_shape, toposort)
+                     sum_to_shape, toposort)
 
 __all__ = ["jit", "JitWarning", "JitInfo"]
 
@@ -410,6 +410,18 @@ def _from_library() -> bool:
     return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
+def _site() -> str:
+    """The line of user code under way: the innermost frame outside tinygrad_dl and NumPy."""
+    frame = __import__("sys")._getframe(1)
+    while frame is not None and (frame.f_code.co_filename.startswith(_NUMPY_DIR)
+                                 or frame.f_code.co_filename.startswith(_PACKAGE_DIR)):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}: {line}"
+
+
 def _plain_arrays(x):
     if isinstance(x, _Derived):
         return x.view(np.ndarray)
@@ -515,7 +527,7 @@ class _Capture:
     # --- failure ------------------------------------------------------------------------------------
     def fail(self, reason, site=None):
         if self.problem is None:
-            self.problem = (reason, site or _user_site())
+            self.problem = (reason, site or _site())
 
     def unsupported(self, what):
         self.fail(f"{what} cannot be replayed")
@@ -666,8 +678,7 @@ class _Capture:
         for o, s in zip(outs, syms):
             if isinstance(o, (np.ndarray, np.generic)):
                 self.arrays.setdefault(id(o), (s, o))
-            if type(o) is np.ndarray:
-                o = o.view(_Derived)
+                o = np.asarray(o).view(_Derived)  # (a NumPy scalar too: `if t > 0` must be noticed)
                 self.arrays.setdefault(id(o), (s, o))
             handed.append(o)
         return tuple(handed) if type(out) is tuple else handed[0]
@@ -892,12 +903,13 @@ class _Capture:
                 if wrapper is value:
                     return [sym if not is_tensor else b.const(value, "x")], value if not is_tensor else value
             hit = self.tensors.get(id(value))
-            if hit is None or id(value) in self.leaves or type(hit[0]) is not _Sym:
+            sym = hit[0] if hit is not None else self.value_of(value._data)  # (detach() shares a value)
+            if id(value) in self.leaves or type(sym) is not _Sym:
                 return [b.const(value, "r")], value  # a tensor the function did not compute: itself
             if value.requires_grad and value.creator is not None and value.creator.inputs is not None:
                 self.fail("the function returns a tensor whose graph is still alive (call backward() inside the "
                           "function, or return a value computed under no_grad())")
-            return [b.const(_fresh, "_fresh"), "(", hit[0], ", "] + b.operand(value.name) + [")"], value
+            return [b.const(_fresh, "_fresh"), "(", sym, ", "] + b.operand(value.name) + [")"], value
         if isinstance(value, (np.ndarray, np.generic)):
             hit = self.arrays.get(id(value))
             if hit is not None:
@@ -1153,7 +1165,8 @@ def _install():
             cap = _active()
             if cap is not None and cap.problem is None:
                 src = data._data if isinstance(data, Tensor) else data
-                if self._data is not src and isinstance(src, (np.ndarray, np.generic)) and id(src) in cap.arrays:
+                if self._data is not src and isinstance(src, (np.ndarray, np.generic)) and id(src) in cap.arrays \
+                        and type(cap.value_of(self._data)) is not _Sym:  # a converted copy, not a view
                     cap.derived(_tensor_data, (src, requires_grad, dtype), self._data)
 
         Tensor.data = property(get_data, data.fset, doc=data.__doc__)
