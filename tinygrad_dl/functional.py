@@ -100,25 +100,22 @@ def _keep_prob(keep_prob, where_: str) -> float:
 
 
 # ============================================================ helpers: values (plain NumPy, called via `derived`)
+# Each is a pure function of its arguments; the ones named _check_* refuse bad values (and so always run, even where
+# their result is not needed).
 
 def _const(cond, a, b, dtype):
     """The constant array `a where cond else b` in `dtype` (one allocation)."""
     return np.where(cond, dtype.type(a), dtype.type(b))
 
 
-def _sign_flip(z):
-    """-1 where z >= 0, +1 elsewhere (NaN included): exp(z * s) = exp(-|z|) with each side's own slope."""
-    return np.where(z >= 0, z.dtype.type(-1), z.dtype.type(1))
+def _as_float(mask, dtype):
+    """A boolean mask as 0.0 / 1.0 in `dtype`."""
+    return mask.astype(dtype)
 
 
-def _step(z):
-    """[z >= 0] in z's dtype (0 at NaN)."""
-    return (z >= 0).astype(z.dtype)
-
-
-def _step_minus(z, y):
-    """[z >= 0] - y, the slope of max(z, 0) - y z."""
-    return (z >= 0).astype(z.dtype) - y
+def _float_minus(mask, y):
+    """[mask] - y in y's dtype (the slope of max(z, 0) - y z, with mask = [z >= 0])."""
+    return mask.astype(y.dtype) - y
 
 
 def _leaky_slope(z, alpha):
@@ -179,7 +176,7 @@ def _bce_safe(A, Y, lo, hi):
     """The constants of binary cross-entropy's general form: A + C0 and C1 - A are A and 1 - A where their log is
     above -100 and exactly 1 (log 0) where it is clamped; the coefficients Y and 1 - Y are 0 there."""
     if lo > _TINY and 1.0 - hi > _TINY:  # nothing clamped
-        return np.zeros_like(A), np.ones_like(A), Y.copy(), 1.0 - Y
+        return np.zeros(A.shape, A.dtype), np.ones(A.shape, A.dtype), Y.copy(), 1.0 - Y
     one = A.dtype.type
     low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
     return (np.where(low_A, one(1), one(0)), np.where(low_1mA, one(2), one(1)), np.where(low_A, one(0), Y),
@@ -210,7 +207,7 @@ def _bce_digits(A, Y, log_1mA, lo, hi):
     return np.asarray(np.sum((1.0 - Y) * digits), dtype=A.dtype)
 
 
-def _whole_labels(y, expected):
+def _check_whole_labels(y, expected):
     """Refuse 1-D labels that are not whole numbers; returns them as int64."""
     if not np.all(np.isfinite(y) & (y == np.round(y))):
         raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected} "
@@ -218,7 +215,7 @@ def _whole_labels(y, expected):
     return y.astype(np.int64)
 
 
-def _one_hot(y, n):
+def _check_one_hot(y, n):
     """Integer labels (m,) as a boolean one-hot mask (n, m); refuses labels outside [0, n)."""
     m = y.shape[0]
     if m and (y.min() < 0 or y.max() >= n):
@@ -229,7 +226,7 @@ def _one_hot(y, n):
     return one_hot
 
 
-def _bool_mask(D):
+def _check_bool_mask(D):
     """A 0/1 mask as booleans (anything else refused)."""
     if not np.isin(D, (0, 1)).all():
         raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
@@ -252,7 +249,7 @@ def sigmoid(z) -> Tensor:
     sigmoid'(0) = 1/4."""
     z = _tensor(z, "sigmoid")
     pos = derived(np.greater_equal, z, 0)
-    e = (z * derived(_sign_flip, z)).exp()
+    e = (z * derived(_const, pos, -1, 1, z.dtype)).exp()
     return where(pos, 1.0, e) / (1.0 + e)
 
 
@@ -282,7 +279,7 @@ def softplus(z) -> Tensor:
     for every finite z (= -log_expit(-z))."""
     z = _tensor(z, "softplus")
     pos = derived(np.greater_equal, z, 0)
-    e = (z * derived(_sign_flip, z)).exp()
+    e = (z * derived(_const, pos, -1, 1, z.dtype)).exp()
     L = (1.0 + e).log()                                  # log(1 + e), the digits 1 + e rounded away added back
     return where(pos, z, 0.0) + (L + derived(_log1p_digits, e, L))
 
@@ -370,11 +367,12 @@ def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
     Z = _tensor(Z, "binary_cross_entropy_with_logits", "Z")
     Y = _target("binary_cross_entropy_with_logits", Z, Y, "Z")
     inv_m = _per_example(Z)
-    e = (Z * derived(_sign_flip, Z)).exp()                  # exp(-|Z|), in (0, 1]
+    pos = derived(np.greater_equal, Z, 0)
+    e = (Z * derived(_const, pos, -1, 1, Z.dtype)).exp()    # exp(-|Z|), in (0, 1]
     L = (1.0 + e).log()
     correction = derived(_sum_log1p_digits, e, L)          # constant: the digits 1 + e rounded away (see _log1p)
     # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)
-    slope = derived(_step, Z) - Y if isinstance(Y, Tensor) else derived(_step_minus, Z, Y)
+    slope = derived(_as_float, pos, Z.dtype) - Y if isinstance(Y, Tensor) else derived(_float_minus, pos, Y)
     return ((Z * slope + L).sum() + correction) * inv_m
 
 
@@ -422,10 +420,10 @@ def _class_targets(Z: Tensor, Y):
             if y.dtype.kind not in "bf":
                 raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected} "
                                  f"(1-D labels must be whole numbers)")
-            y = derived(_whole_labels, y, expected)
+            y = derived(_check_whole_labels, y, expected)
         if y.shape != (m,):
             raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}")
-        return derived(_one_hot, y, n)
+        return derived(_check_one_hot, y, n)
     if y.shape != Z.shape:
         hint = " (integer labels must have shape (m,): use Y.reshape(-1))" if y.shape == (1, m) else ""
         raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}{hint}")
@@ -486,5 +484,5 @@ def dropout(A, keep_prob, training=True, rng=None, mask=None) -> Tensor:
         if D.dtype != np.bool_:
             if D.dtype.kind not in "biuf":
                 raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
-            D = derived(_bool_mask, D)
+            D = derived(_check_bool_mask, D)
     return A * derived(_const, D, 1.0 / keep_prob, 0, A.dtype)

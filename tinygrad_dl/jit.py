@@ -86,6 +86,7 @@ _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.t
 _IOPS = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv, "**": operator.ipow,
          "&": operator.iand, "|": operator.ior, "^": operator.ixor}
 _UNOPS = {"-": operator.neg, "+": operator.pos, "~": operator.invert}
+_SHAPE_ONLY = (np.ones_like, np.zeros_like, np.empty_like)
 _OPERATORS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/", np.matmul: "@",
               np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
               np.not_equal: "!=", np.bitwise_and: "&", np.bitwise_or: "|"}
@@ -189,12 +190,20 @@ def _public_name(obj):
 
 
 class _Stmt:
-    """One line of the program: tokens (text, _Sym, or _Const) and the _Syms it defines and uses."""
+    """One line of the program: tokens (text, _Sym, or _Const), the _Syms it defines and uses, and its kind:
+    "arith" (an operator or ufunc), "pure" (another NumPy call), "alloc" (depends on shapes only), "asarray" (the
+    engine's np.asarray of a NumPy scalar: kept, as a scalar and a 0-d array do not give the same NaN), "derived" (a pure function of values), "check" (one that may raise),
+    "mutate" (in place on `target`), "input" (an argument or a leaf read), "effect" (a Function's own method),
+    "escape" (a replayed call, a .grad write, the return: what it uses leaves the program)."""
 
-    __slots__ = ("tokens", "defs", "uses", "effect")
+    __slots__ = ("tokens", "defs", "uses", "kind", "target", "fold")
 
-    def __init__(self, tokens, defs, uses, effect):
-        self.tokens, self.defs, self.uses, self.effect = tokens, defs, uses, effect
+    def __init__(self, tokens, defs, uses, kind, target=None):
+        self.tokens, self.defs, self.uses, self.kind, self.target, self.fold = tokens, defs, uses, kind, target, False
+
+    @property
+    def effect(self):
+        return self.kind in ("mutate", "check", "effect", "escape")
 
 
 class _Const:
@@ -224,20 +233,20 @@ class _Builder:
             c = self.consts[id(obj)] = _Const(obj, hint)
         return c
 
-    def emit(self, tokens, defs=(), effect=False):
+    def emit(self, tokens, defs=(), kind="pure", target=None):
         uses, ids = [], {id(d) for d in defs}  # (identity: == on a stand-in would be traced)
         for t in tokens:
             if type(t) is _Sym and id(t) not in ids:
                 ids.add(id(t))
                 uses.append(t)
-        self.stmts.append(_Stmt(tokens, list(defs), uses, effect))
+        self.stmts.append(_Stmt(tokens, list(defs), uses, kind, target))
 
-    def define(self, value, tokens, hint="t"):
+    def define(self, value, tokens, hint="t", kind="pure"):
         """`name = <tokens>`: a new stand-in for `value` (or the value itself when it is not an array)."""
         if not isinstance(value, (np.ndarray, np.generic)):
             raise _Untraceable(f"an operation returned a {type(value).__name__}")
         sym = self.new(value, hint)
-        self.emit([sym, " = "] + tokens, defs=[sym])
+        self.emit([sym, " = "] + tokens, defs=[sym], kind=kind)
         return sym
 
     # --- rendering of operands -----------------------------------------------------------------------
@@ -302,20 +311,22 @@ class _Builder:
 
     # --- operations ----------------------------------------------------------------------------------
     def binary(self, op, a, b):
-        return self.define(_OPS[op](_val(a), _val(b)), self.operand(a, True) + [f" {op} "] + self.operand(b, True))
+        return self.define(_OPS[op](_val(a), _val(b)), self.operand(a, True) + [f" {op} "] + self.operand(b, True),
+                           kind="arith")
 
     def inplace(self, op, a, b):
         _IOPS[op](a.value, _val(b))
-        self.emit([a, f" {op}= "] + self.operand(b), effect=True)
+        self.emit([a, f" {op}= "] + self.operand(b), kind="mutate", target=a)
         return a
 
     def unary(self, op, a):
-        return self.define(_UNOPS[op](a.value), [op] + self.operand(a))
+        return self.define(_UNOPS[op](a.value), [op] + self.operand(a), kind="arith")
 
     def call(self, func, args, kwargs, text, hint="t"):
         """`t = text(args, kwargs)` for a plain function of arrays."""
         value = func(*_val(args), **_val(kwargs))
-        return self.define(value, [text, "("] + self.arguments(args, kwargs) + [")"], hint)
+        kind = "asarray" if func is np.asarray and not kwargs else "alloc" if func in _SHAPE_ONLY else "pure"
+        return self.define(value, [text, "("] + self.arguments(args, kwargs) + [")"], hint, kind)
 
     def ufunc(self, ufunc, method, inputs, kwargs):
         name = _public_name(ufunc)
@@ -327,15 +338,17 @@ class _Builder:
                 and isinstance(_val(inputs[0]), np.ndarray) and len(inputs) == 2:
             # an array on the left of an operator (1.0 + e with 1.0 a constant array): written as the operator,
             # which calls the same ufunc
-            return self.define(value, self.operand(inputs[0]) + [f" {_OPERATORS[ufunc]} "] + self.operand(inputs[1]))
+            return self.define(value, self.operand(inputs[0]) + [f" {_OPERATORS[ufunc]} "] + self.operand(inputs[1]),
+                               kind="arith")
         out = kwargs.get("out")
         if method == "at" or out is not None:  # in place: the target must be a program value
             target = inputs[0] if method == "at" else (out[0] if type(out) is tuple else out)
             if type(target) is not _Sym or (type(out) is tuple and len(out) != 1):
                 raise _Untraceable("an in-place NumPy call on an array outside the program")
-            self.emit([text, "("] + self.arguments(inputs, kwargs) + [")"], effect=True)
+            self.emit([text, "("] + self.arguments(inputs, kwargs) + [")"], kind="mutate", target=target)
             return None if method == "at" else target
-        return self.define(value, [text, "("] + self.arguments(inputs, kwargs) + [")"])
+        return self.define(value, [text, "("] + self.arguments(inputs, kwargs) + [")"],
+                           kind="arith" if method == "__call__" else "pure")
 
     def function(self, func, args, kwargs):
         name = _public_name(func)
@@ -345,16 +358,16 @@ class _Builder:
             dst = args[0] if args else kwargs.get("dst")
             if type(dst) is _Sym:
                 np.copyto(*_val(args), **_val(kwargs))
-                self.emit(["np.copyto("] + self.arguments(args, kwargs) + [")"], effect=True)
+                self.emit(["np.copyto("] + self.arguments(args, kwargs) + [")"], kind="mutate", target=dst)
                 return None
             if type(dst) is not _Sym:
                 if not isinstance(dst, np.ndarray) or kwargs.get("where") is not None or len(args) > 2:
                     raise _Untraceable("copyto into an array outside the program")
                 # a fresh array filled completely (broadcast_to's copy): allocate it in the program
                 fresh = self.define(np.empty(dst.shape, dst.dtype), ["np.empty("] + self.operands(
-                    (dst.shape,)) + [", "] + self.operand(dst.dtype) + [")"])
+                    (dst.shape,)) + [", "] + self.operand(dst.dtype) + [")"], kind="alloc")
                 np.copyto(fresh.value, _val(args[1]))
-                self.emit(["np.copyto(", fresh, ", "] + self.operand(args[1]) + [")"], effect=True)
+                self.emit(["np.copyto(", fresh, ", "] + self.operand(args[1]) + [")"], kind="mutate", target=fresh)
                 self.adopted[id(dst)] = (fresh, dst)
                 return None
         value = func(*_val(args), **_val(kwargs))
@@ -374,7 +387,7 @@ class _Builder:
 
     def setitem(self, obj, index, value):
         obj.value[_val(index)] = _val(value)
-        self.emit([obj, "["] + self.index(index) + ["] = "] + self.operand(value), effect=True)
+        self.emit([obj, "["] + self.index(index) + ["] = "] + self.operand(value), kind="mutate", target=obj)
 
 
 def _number_hint(arr) -> str:
@@ -591,7 +604,7 @@ class _Capture:
         if hit is not None and hit[1] == self.segment:
             return hit[0]
         owner = self.b.const(t, "p_" + _identifier(t.name) if t.name else "p")
-        sym = self.b.define(t._data, [owner, "._data"], _identifier(t.name) if t.name else "c")
+        sym = self.b.define(t._data, [owner, "._data"], _identifier(t.name) if t.name else "c", kind="input")
         self.leaf_read[id(t)] = (sym, self.segment)
         self.arrays.setdefault(id(t._data), (sym, t._data))
         return sym
@@ -629,7 +642,7 @@ class _Capture:
                 call = [target, "(", f, ", {"] + _dict_tokens(self.b, attrs) + ["})"] if attrs else [f]
                 traced = self.b.new(out._data, "t")
                 self.b.emit([traced, " = ", func, "("] + call + ([", "] if args else []) + self.b.operands(args)
-                            + [")"], defs=[traced])
+                            + [")"], defs=[traced], kind="effect")
             elif not _same(traced.value, out._data):
                 raise _Mismatch(f"{fn.name}: the traced forward differs from the eager one")
             if traced.tensor is None and not any(traced is a for a in args):
@@ -673,7 +686,8 @@ class _Capture:
         lhs = []
         for i, s in enumerate(syms):
             lhs += ([", "] if i else []) + [s]
-        self.b.emit(lhs + [" = "] + func + ["("] + self.b.operands(vals) + [")"], defs=syms, effect=True)
+        kind = "check" if getattr(fn, "__name__", "").startswith("_check") else "derived"  # (checks always run)
+        self.b.emit(lhs + [" = "] + func + ["("] + self.b.operands(vals) + [")"], defs=syms, kind=kind)
         handed = []
         for o, s in zip(outs, syms):
             if isinstance(o, (np.ndarray, np.generic)):
@@ -707,10 +721,10 @@ class _Capture:
                       "("] + self.b.arguments(vals, kw) + [")"]
         if isinstance(result, np.ndarray):
             sym = self.b.new(result, "D" if "mask" in method.__name__ or "scale" in method.__name__ else "r")
-            self.b.emit([sym, " = "] + tokens, defs=[sym], effect=True)
+            self.b.emit([sym, " = "] + tokens, defs=[sym], kind="escape")
             self.arrays.setdefault(id(result), (sym, result))
         else:
-            self.b.emit(tokens, effect=True)
+            self.b.emit(tokens, kind="escape")
         self.segment += 1
         self.snapshot()
         return result
@@ -818,7 +832,7 @@ class _Capture:
             seen.add(id(g.value))
             g.grad_of = t
             owner = self.owner_of(t)
-            b.emit([owner, ".grad = ", g, " if ", owner, ".grad is None else ", owner, ".grad + ", g], effect=True)
+            b.emit([owner, ".grad = ", g, " if ", owner, ".grad is None else ", owner, ".grad + ", g], kind="escape")
             self.grad_targets[id(t)] = t
             plan.append((t, g))
         return plan
@@ -865,7 +879,7 @@ class _Capture:
             lhs += ([", "] if i else []) + [s if s is not None else "_"]
         defs = [s for s in syms if s is not None]
         b.emit(lhs + ([","] if len(syms) == 1 else []) + [" = ", b.const(_rule, "_rule"), "("] + call + [", "]
-               + b.operands((g, out, tuple(args), needs)) + [")"], defs=defs)
+               + b.operands((g, out, tuple(args), needs)) + [")"], defs=defs, kind="effect")
         return syms
 
     def adopt(self, x):
@@ -982,10 +996,10 @@ class _Program:
 
     def __init__(self, cap, result_tokens, fn_name):
         self.guards = list(cap.guards.values())
-        self.leaf_checks = [(t, t._data.shape, t._data.dtype, t.requires_grad) for t in cap.leaves.values()]
+        self.leaf_checks = [(t, t._data, t._data.shape, t._data.dtype, t.requires_grad) for t in cap.leaves.values()]
         b = cap.b
-        ret = _Stmt(["return "] + result_tokens, [], [t for t in result_tokens if type(t) is _Sym], True)
-        stmts = _dead_code(b.stmts + [ret])
+        ret = _Stmt(["return "] + result_tokens, [], [t for t in result_tokens if type(t) is _Sym], "escape")
+        stmts = _dead_code(_fold(b.stmts + [ret], b))
         taken, counters, ns = {"np"}, collections.Counter(), {"np": np}
         # the arguments: an array is used as it is; a tensor argument is passed itself (its `.grad` is written)
         params, head, tensor_args = [], [], {}
@@ -993,7 +1007,7 @@ class _Program:
             if is_tensor:
                 pname = _unique(_identifier(sym.hint) + "_t", taken)
                 tensor_args[id(wrapper)] = pname
-                head.append(_Stmt([sym, f" = {pname}._data"], [sym], [], False))
+                head.append(_Stmt([sym, f" = {pname}._data"], [sym], [], "input"))
             else:
                 pname = sym.name = _unique(_identifier(sym.hint), taken)
             params.append(pname)
@@ -1024,8 +1038,9 @@ class _Program:
             if dying.get(i) and i < len(stmts) - 1:  # free each value after its last use, as eager mode does
                 lines.append("    del " + ", ".join(sorted(dying[i])))
         name = _identifier(fn_name)
-        consts = [f"{c.name} = {c.obj.item()!r}" for c in b.consts.values()
-                  if isinstance(c.obj, np.ndarray) and c.obj.ndim == 0 and c.name in ns]
+        consts = [f"{c.name} = {_describe(c.obj)}" for c in b.consts.values()
+                  if isinstance(c.obj, np.ndarray) and c.name in ns and (c.obj.ndim == 0 or c.obj.size and
+                                                                         np.all(c.obj == c.obj.flat[0]))]
         text = [f"def {name}({', '.join(params)}):"] + lines
         if consts:
             text.insert(0, "# constants: " + ", ".join(consts))
@@ -1041,11 +1056,16 @@ class _Program:
         for obj, attr, value in self.guards:
             if getattr(obj, attr) != value:
                 return False
-        for t, shape, dtype, rg in self.leaf_checks:
+        for t, data, shape, dtype, rg in self.leaf_checks:
             d = t._data
-            if d.shape != shape or d.dtype != dtype or t.requires_grad != rg:
+            if d is not data and (d.shape != shape or d.dtype != dtype) or t.requires_grad is not rg:
                 return False
         return True
+
+
+def _describe(arr) -> str:
+    """A number constant (0.5), or an array of one number computed at the capture (0.5 in shape (1, 400))."""
+    return repr(arr.item()) if arr.ndim == 0 else f"{arr.flat[0].item()!r} in shape {arr.shape}"
 
 
 def _display_hint(sym) -> str:
@@ -1079,6 +1099,61 @@ def _unique_sym(hint, taken, counters):
                 taken.add(name)
                 return name
     return _unique(hint, taken)
+
+
+def _users(stmts):
+    users = collections.defaultdict(list)
+    for st in stmts:
+        for u in st.uses:
+            users[id(u)].append(st)
+    return users
+
+
+def _replace(st, old, new):
+    st.tokens = [new if t is old else t for t in st.tokens]
+    st.uses = [u for u in st.uses if u is not old] + ([new] if type(new) is _Sym and
+                                                      not any(u is new for u in st.uses) else [])
+
+
+def _fold(stmts, b):
+    """Statements that depend on no data (the gradient of the cost, 1.0, broadcast to a column) are computed once,
+    at the capture, by the same NumPy calls: their results become constants of the program. Values that leave the
+    program (.grad, returned, passed to a call) or are changed in place later are always computed afresh."""
+    blocked = set()
+    for st in stmts:
+        if st.kind == "escape":
+            blocked.update(id(u) for u in st.uses)
+    while True:
+        known = set()
+        for st in stmts:
+            if st.kind in ("arith", "pure", "asarray", "derived"):
+                st.fold = all(id(u) in known for u in st.uses)
+            elif st.kind == "alloc":
+                st.fold = True
+            elif st.kind == "mutate":
+                st.fold = id(st.target) in known and all(id(u) in known for u in st.uses)
+            else:
+                st.fold = False
+            if st.fold:
+                known.update(id(d) for d in st.defs if id(d) not in blocked)
+                st.fold = all(id(d) in known for d in st.defs)
+        more = {id(st.target) for st in stmts if st.kind == "mutate" and not st.fold and id(st.target) in known}
+        if more <= blocked:
+            break
+        blocked |= more
+    users = _users(stmts)
+    out = []
+    for st in stmts:
+        if st.fold:
+            for d in st.defs:
+                live = [u for u in users[id(d)] if not u.fold]
+                if live:
+                    const = b.const(d.value, "c")
+                    for u in live:
+                        _replace(u, d, const)
+            continue
+        out.append(st)
+    return out
 
 
 def _dead_code(stmts):
@@ -1222,7 +1297,7 @@ class jit:
             raise ValueError(f"dl.jit: max_captures must be a positive int, got {max_captures!r}")
         functools.update_wrapper(self, fn)
         self.fn, self.maxsize = fn, max_captures
-        self._cache = collections.OrderedDict()  # key -> _Entry
+        self._cache = {}  # key -> _Entry, oldest capture first
         self._lock = threading.RLock()
         self._captures = self._replays = self._eager = 0
         self._reasons = collections.Counter()
@@ -1264,24 +1339,28 @@ class jit:
                 raise TypeError("dl.jit(max_captures=...) decorates one function")
             return jit(args[0], max_captures=self._partial)
         mode = _mode.get()
-        if mode & _CAPTURE:  # inside another function's capture: part of that program
-            return self.fn(*args, **kwargs)
-        if mode & _ANOMALY:
+        if mode & (_CAPTURE | _ANOMALY):
+            if mode & _CAPTURE:  # inside another function's capture: part of that program
+                return self.fn(*args, **kwargs)
             return self._eagerly("detect_anomaly() is on", args, kwargs)
-        key, data, names = _key(args, kwargs, mode)
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is not None:
-                self._cache.move_to_end(key)
-                if entry.eager is not None:
-                    return self._eagerly(entry.eager, args, kwargs)
-                for prog in entry.programs:
-                    if prog.holds():
-                        self._replays += 1
-                        self._streak = 0
-                        self._last = prog
-                        return prog.fn(*data)
-            return self._capture(key, entry, args, kwargs, data, names)
+        key = None if kwargs else _array_key(args, mode)
+        if key is None:
+            key, data, names = _key(args, kwargs, mode)
+        else:
+            data, names = args, None
+        entry = self._cache.get(key)  # (replays need no lock: a program keeps its values in local variables)
+        if entry is not None:
+            if entry.eager is not None:
+                return self._eagerly(entry.eager, args, kwargs)
+            for prog in entry.programs:
+                if prog.holds():
+                    self._replays += 1
+                    self._streak = 0
+                    self._last = prog
+                    return prog.fn(*data)
+        with self._lock:  # one capture at a time
+            return self._capture(key, self._cache.get(key), args, kwargs, data,
+                                 names or [f"arg{i}" for i in range(len(args))])
 
     def _eagerly(self, reason, args, kwargs):
         self._eager += 1
@@ -1329,7 +1408,7 @@ class jit:
         if entry is None:
             entry = self._cache[key] = _Entry()
             while len(self._cache) > self.maxsize:
-                self._cache.popitem(last=False)
+                del self._cache[next(iter(self._cache))]
         if program is None:
             reason, site = cap.problem
             reason = f"{reason} (at {site})"
@@ -1337,8 +1416,7 @@ class jit:
             entry.eager = reason
             self._reasons[reason] += 0
         else:
-            entry.programs.insert(0, program)
-            del entry.programs[4:]  # a few variants per key (modules switching train/eval)
+            entry.programs = [program] + entry.programs[:3]  # a few variants per key (modules switching train/eval)
             self._last = program
         return result
 
@@ -1348,6 +1426,25 @@ class _Entry:
 
     def __init__(self):
         self.programs, self.eager = [], None
+
+
+def _array_key(args, mode):
+    """The key of the usual call, arrays and tensors as positional arguments (None otherwise)."""
+    key = [mode & _GRAD]
+    for a in args:
+        if type(a) is np.ndarray:
+            key.append(a.shape)
+            key.append(a.dtype)
+        elif type(a) is Tensor:
+            d = a._data
+            key.append((d.shape, d.dtype, a.requires_grad, a.creator is None))
+            key.append(None)
+        else:
+            return None
+    n = len(args)
+    if n > 1 and (args[0] is args[1] if n == 2 else len({id(a) for a in args}) < n):
+        return None  # the same array twice: the general key says so
+    return tuple(key)
 
 
 def _key(args, kwargs, mode):
