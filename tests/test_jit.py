@@ -705,3 +705,22 @@ def test_cache_clear_and_arguments_of_the_decorator():
         dl.jit(3)
     with pytest.raises(ValueError, match="max_captures"):
         dl.jit(lambda: 0, max_captures=0)
+
+
+def test_a_program_too_long_runs_eagerly():
+    x = dl.Tensor(np.ones(3), requires_grad=True)
+
+    def chain(c):
+        y = x
+        for _ in range(50):
+            y = y * c
+        y.sum().backward()
+
+    f = dl.jit(chain, max_statements=60)
+    with pytest.warns(jit_module.JitWarning, match="grew past 60 statements"):
+        f(np.asarray(0.5))
+    x.grad = None
+    f(np.asarray(0.5))
+    assert same(x.grad, np.full(3, 0.5 ** 50)) and f.cache_info().eager == 1
+    with pytest.raises(ValueError, match="max_statements"):
+        dl.jit(chain, max_statements=0)

@@ -104,8 +104,9 @@ def _keep_prob(keep_prob, where_: str) -> float:
 # their result is not needed).
 
 def _const(cond, a, b, dtype):
-    """The constant array `a where cond else b` in `dtype` (one allocation)."""
-    return np.where(cond, dtype.type(a), dtype.type(b))
+    """The constant array `a where cond else b` in `dtype` (one allocation; 0-d arrays are NumPy's fastest
+    scalars here)."""
+    return np.where(cond, np.asarray(a, dtype), np.asarray(b, dtype))
 
 
 def _as_float(mask, dtype):
@@ -159,7 +160,9 @@ def _check_probabilities(A):
     """Refuse A outside [0, 1] (NaN aside, which propagates); returns A's (min, max), NaN if A holds NaN."""
     if not A.size:
         return A.dtype.type(0.5), A.dtype.type(0.5)
-    lo, hi = A.min(), A.max()
+    lo, hi = np.minimum.reduce(A, axis=None), np.maximum.reduce(A, axis=None)
+    if lo >= 0 and hi <= 1:  # (False at NaN)
+        return lo, hi
     a, b = (lo, hi) if lo == lo and hi == hi else (np.fmin.reduce(A, axis=None), np.fmax.reduce(A, axis=None))
     if a < 0 or b > 1:
         raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {a:g}, max {b:g}); "
@@ -176,7 +179,9 @@ def _bce_safe(A, Y, lo, hi):
     """The constants of binary cross-entropy's general form: A + C0 and C1 - A are A and 1 - A where their log is
     above -100 and exactly 1 (log 0) where it is clamped; the coefficients Y and 1 - Y are 0 there."""
     if lo > _TINY and 1.0 - hi > _TINY:  # nothing clamped
-        return np.zeros(A.shape, A.dtype), np.ones(A.shape, A.dtype), Y.copy(), 1.0 - Y
+        ones = np.empty(A.shape, A.dtype)
+        ones.fill(1.0)
+        return np.zeros(A.shape, A.dtype), ones, Y.copy(), 1.0 - Y
     one = A.dtype.type
     low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
     return (np.where(low_A, one(1), one(0)), np.where(low_1mA, one(2), one(1)), np.where(low_A, one(0), Y),

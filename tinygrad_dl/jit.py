@@ -70,6 +70,10 @@ class _Untraceable(Exception):
     """A stand-in array was used in a way the tracer cannot write down (the op is then called as a whole)."""
 
 
+class _TooLong(_Untraceable):
+    """The program grew past `max_statements` (a capture that long would take long to compile)."""
+
+
 class _Mismatch(Exception):
     """A traced value differs from the eager one (a bug, or a Function whose forward is not pure)."""
 
@@ -218,8 +222,8 @@ class _Const:
 class _Builder:
     """Writes the program: statements in order, their stand-ins, and the constants they refer to."""
 
-    def __init__(self):
-        self.stmts = []
+    def __init__(self, limit=10**9):
+        self.stmts, self.limit = [], limit
         self.consts = {}   # id(obj) -> _Const (the objects are kept alive by the _Const)
         self.adopted = {}  # id(array) -> (_Sym, array): fresh arrays a traced rule filled in place (see copyto)
 
@@ -234,6 +238,8 @@ class _Builder:
         return c
 
     def emit(self, tokens, defs=(), kind="pure", target=None):
+        if len(self.stmts) >= self.limit:
+            raise _TooLong
         uses, ids = [], {id(d) for d in defs}  # (identity: == on a stand-in would be traced)
         for t in tokens:
             if type(t) is _Sym and id(t) not in ids:
@@ -523,7 +529,7 @@ class _Capture:
 
     def __init__(self, owner):
         self.owner = owner
-        self.b = _Builder()
+        self.b = _Builder(owner.max_statements)
         self.state = {}        # id(Tensor) -> (Tensor, requires_grad) of the leaves the program reads
         self.tensors = {}      # id(Tensor) -> (_Sym or _Const, Tensor): every tensor the program knows
         self.arrays = {}       # id(ndarray or NumPy scalar) -> (_Sym, obj): values the program computes
@@ -629,6 +635,8 @@ class _Capture:
                         traced = self.b.call(np.asarray, (traced,), {}, "np.asarray")
                     if type(traced) is not _Sym:
                         raise _Untraceable("the forward did not depend on the program's values")
+                except _TooLong:
+                    raise
                 except _Untraceable:
                     del self.b.stmts[mark:]
                     traced = None
@@ -649,6 +657,8 @@ class _Capture:
                 traced.tensor = out  # named after the tensor (Dense names its Z after the op returns)
             self.tensors[id(out)] = (traced, out)
             self.arrays.setdefault(id(out._data), (traced, out._data))
+        except _TooLong:
+            self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
         except _Mismatch as e:
             self.fail(f"internal: {e}")
         except Exception as e:  # noqa: BLE001 - the capture fails, the eager call goes on
@@ -674,6 +684,13 @@ class _Capture:
         on as _Derived views, so that NumPy on them outside the library is noticed."""
         if self.problem is not None:
             return out
+        try:
+            return self._derived(fn, args, out)
+        except _TooLong:
+            self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
+            return out
+
+    def _derived(self, fn, args, out):
         vals = [self.value_of(a) for a in args]
         outs = out if type(out) is tuple else (out,)
         flat = [a._data if isinstance(a, Tensor) else a for a in args]
@@ -708,6 +725,13 @@ class _Capture:
             _mode.reset(token)
         if self.problem is not None:
             return result
+        try:
+            self._call(method, args, kwargs, result)
+        except _TooLong:
+            self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
+        return result
+
+    def _call(self, method, args, kwargs, result):
         self.calls += 1
         vals = [self.value_of(a) for a in args]
         kw = {k: self.value_of(v) for k, v in kwargs.items()}
@@ -727,7 +751,6 @@ class _Capture:
             self.b.emit(tokens, kind="escape")
         self.segment += 1
         self.snapshot()
-        return result
 
     def guard(self, obj, attr, value):
         self.guards.setdefault((id(obj), attr), (obj, attr, value))
@@ -755,6 +778,8 @@ class _Capture:
                 plan = self.trace_backward(root, grad)
             except _Skip:
                 del self.b.stmts[mark:]
+            except _TooLong:
+                self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
             except _Mismatch as e:
                 self.fail(f"internal: {e}")
             except Exception as e:  # noqa: BLE001
@@ -863,6 +888,8 @@ class _Capture:
                     if x is not None and not isinstance(_val(x), (np.ndarray, np.generic)):
                         raise _Untraceable("a rule returned a non-array")
                 return grads
+            except _TooLong:
+                raise
             except _Untraceable:
                 del b.stmts[mark:]
         needs = tuple(x.requires_grad for x in inputs)
@@ -1287,16 +1314,18 @@ class jit:
     eagerly, and the pitfalls; `cache_info()` counts captures, replays and eager calls, and `source` shows the
     program."""
 
-    def __init__(self, fn=None, *, max_captures: int = 8):
+    def __init__(self, fn=None, *, max_captures: int = 8, max_statements: int = 250_000):
         if fn is None:
-            self._partial = max_captures
+            self._partial = (max_captures, max_statements)
             return
         if not callable(fn):
             raise TypeError(f"dl.jit: expected a function, got {type(fn).__name__}")
         if isinstance(max_captures, bool) or not isinstance(max_captures, int) or max_captures < 1:
             raise ValueError(f"dl.jit: max_captures must be a positive int, got {max_captures!r}")
+        if isinstance(max_statements, bool) or not isinstance(max_statements, int) or max_statements < 1:
+            raise ValueError(f"dl.jit: max_statements must be a positive int, got {max_statements!r}")
         functools.update_wrapper(self, fn)
-        self.fn, self.maxsize = fn, max_captures
+        self.fn, self.maxsize, self.max_statements = fn, max_captures, max_statements
         self._cache = {}  # key -> _Entry, oldest capture first
         self._lock = threading.RLock()
         self._captures = self._replays = self._eager = 0
@@ -1337,7 +1366,7 @@ class jit:
         if getattr(self, "fn", None) is None:  # @dl.jit(max_captures=...)
             if len(args) != 1 or kwargs:
                 raise TypeError("dl.jit(max_captures=...) decorates one function")
-            return jit(args[0], max_captures=self._partial)
+            return jit(args[0], max_captures=self._partial[0], max_statements=self._partial[1])
         mode = _mode.get()
         if mode & (_CAPTURE | _ANOMALY):
             if mode & _CAPTURE:  # inside another function's capture: part of that program
@@ -1402,6 +1431,9 @@ class jit:
                 tokens, _ = cap.result(result)
             except _Skip:
                 cap.fail("the function returns a wrapped argument whose gradient it computes")
+                tokens = None
+            except _TooLong:
+                cap.fail(f"the program grew past {self.max_statements} statements (max_statements)")
                 tokens = None
             if cap.problem is None:
                 program = _Program(cap, tokens, getattr(self.fn, "__name__", "step"))
