@@ -109,6 +109,13 @@ def _const(cond, a, b, dtype):
     return np.where(cond, np.asarray(a, dtype), np.asarray(b, dtype))
 
 
+def _pos_and_sign(z):
+    """[z >= 0], and the sign s = -1 there, +1 elsewhere (NaN included): exp(z * s) is exp(-|z|) with each side's
+    own slope."""
+    pos = z >= 0
+    return pos, np.where(pos, np.asarray(-1, z.dtype), np.asarray(1, z.dtype))
+
+
 def _as_float(mask, dtype):
     """A boolean mask as 0.0 / 1.0 in `dtype`."""
     return mask.astype(dtype)
@@ -253,8 +260,8 @@ def sigmoid(z) -> Tensor:
     Computed as where(z >= 0, 1, e) / (1 + e) with e = exp(-|z|) in (0, 1]: 5 ops, no overflow, and exactly
     sigmoid'(0) = 1/4."""
     z = _tensor(z, "sigmoid")
-    pos = derived(np.greater_equal, z, 0)
-    e = (z * derived(_const, pos, -1, 1, z.dtype)).exp()
+    pos, sign = derived(_pos_and_sign, z)
+    e = (z * sign).exp()
     return where(pos, 1.0, e) / (1.0 + e)
 
 
@@ -283,8 +290,8 @@ def softplus(z) -> Tensor:
     """softplus(z) = log(1 + exp(z)) = max(z, 0) + log(1 + exp(-|z|)); softplus' = sigmoid. Exact to rounding
     for every finite z (= -log_expit(-z))."""
     z = _tensor(z, "softplus")
-    pos = derived(np.greater_equal, z, 0)
-    e = (z * derived(_const, pos, -1, 1, z.dtype)).exp()
+    pos, sign = derived(_pos_and_sign, z)
+    e = (z * sign).exp()
     L = (1.0 + e).log()                                  # log(1 + e), the digits 1 + e rounded away added back
     return where(pos, z, 0.0) + (L + derived(_log1p_digits, e, L))
 
@@ -337,7 +344,7 @@ def binary_cross_entropy(A, Y) -> Tensor:
     Y = _target("binary_cross_entropy", A, Y)
     inv_m = _per_example(A)
     lo, hi = derived(_check_probabilities, A)
-    if not is_capturing() and _plain_bce(lo, hi):
+    if lo >= 1e-4 and 1.0 - hi > _TINY and not is_capturing():  # (_plain_bce, written out: every step runs it)
         # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
         one_minus_A = 1.0 - A
         return (Y * A.log() + (1.0 - Y) * one_minus_A.log()).sum() * -inv_m
@@ -372,8 +379,8 @@ def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
     Z = _tensor(Z, "binary_cross_entropy_with_logits", "Z")
     Y = _target("binary_cross_entropy_with_logits", Z, Y, "Z")
     inv_m = _per_example(Z)
-    pos = derived(np.greater_equal, Z, 0)
-    e = (Z * derived(_const, pos, -1, 1, Z.dtype)).exp()    # exp(-|Z|), in (0, 1]
+    pos, sign = derived(_pos_and_sign, Z)
+    e = (Z * sign).exp()                                    # exp(-|Z|), in (0, 1]
     L = (1.0 + e).log()
     correction = derived(_sum_log1p_digits, e, L)          # constant: the digits 1 + e rounded away (see _log1p)
     # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)

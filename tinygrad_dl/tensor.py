@@ -282,7 +282,11 @@ def derived(fn, *args):
     """fn(*values): a value computed from tensors' values outside the graph (a mask, a constant shift, a
     correction term, a check that raises). Tensors among `args` are passed as their arrays; the result has no
     gradient. dl.jit records the call, so its replay computes the value again from the new data (never frozen)."""
-    out = fn(*[a._data if isinstance(a, Tensor) else a for a in args])
+    if len(args) == 1:  # (the usual case, without building a list: this runs in every step)
+        a = args[0]
+        out = fn(a._data if isinstance(a, Tensor) else a)
+    else:
+        out = fn(*[a._data if isinstance(a, Tensor) else a for a in args])
     if _mode.get() & _CAPTURE:
         return _capture.get().derived(fn, args, out)
     return out
