@@ -1,7 +1,10 @@
 """tinygrad_dl.viz: DOT text (no binary needed), labels checked against course formulas written out in NumPy,
 rendering with Graphviz, the missing-`dot` error, module clusters and the summary of huge graphs."""
+import html
+import json
 import os
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -31,15 +34,16 @@ def logistic_regression(m=3, n_x=2, seed=0, w=None):
 
 
 def node_labels(dot):
-    """{node id: visible label text} parsed from DOT text (HTML-like labels stripped of tags)."""
+    """{node id: visible label text} parsed from DOT text (every label is HTML-like: tags stripped, entities and
+    doubled backslashes undone)."""
     out = {}
     for m in re.finditer(r'^\s*(\w+) \[id="(\w+)"(.*)\]$', dot, flags=re.M):
         rest = m.group(3)
-        lab = re.search(r'label=<(.*)> ', rest) or re.search(r'label="((?:[^"\\]|\\.)*)"', rest)
+        lab = re.search(r'label=<(.*)>(?= \w+=|$)', rest)
         text = lab.group(1) if lab else ""
         text = re.sub(r"<BR/>|</TR>", "\n", text)
-        text = re.sub(r"<[^>]+>", "", text).replace("\\n", "\n")
-        out[m.group(2)] = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+        text = re.sub(r"<[^>]+>", "", text).replace("\\\\", "\\")
+        out[m.group(2)] = html.unescape(text)
     return out
 
 
@@ -208,7 +212,7 @@ def test_color_by_grad_norm_shows_vanishing_gradients():
     small, big = params[0::2][int(np.argmin(norms))], params[0::2][int(np.argmax(norms))]
     assert max(norms) > 2 * min(norms)
     dot = viz.to_dot(J, color_by="grad_norm", norm_range=(1e-6, 1e6))
-    assert viz._norm_colour(min(norms)) != viz._norm_colour(max(norms))
+    assert viz.dot.norm_colour(min(norms)) != viz.dot.norm_colour(max(norms))
     order = toposort([J], include_constants=True)
 
     def fill(t):
@@ -227,7 +231,7 @@ def test_group_modules_clusters_each_dense_layer():
     dot = viz.to_dot(J, group_modules=True)
     order = toposort([J], include_constants=True)
     for l in range(3):
-        m = re.search(r'subgraph "cluster_layers\.%d" \{(.*?)\n  \}' % l, dot, flags=re.S)
+        m = re.search(r'subgraph cluster_layers_%d \{\n  label=<layers\.%d> (.*?)\n  \}' % (l, l), dot, flags=re.S)
         assert m, f"no cluster for layers.{l}"
         body = m.group(1)
         for suffix in ("W", "b", "Z"):
@@ -302,3 +306,45 @@ def test_draw_graph_returns_a_digraph():
     assert isinstance(g, graphviz.Digraph)
     assert edges(g.source) == edges(viz.to_dot(J))
     assert set(node_labels(g.source)) == set(node_labels(viz.to_dot(J)))
+
+
+# ---------------------------------------------------------------- the package as shipped
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE_FILES = ["tinygrad_dl/viz/page.html", "tinygrad_dl/viz/page.css", "tinygrad_dl/viz/page.js"]
+FROM_WHEEL = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import tinygrad_dl as dl
+from tinygrad_dl import viz
+x = dl.Tensor(np.array([[1.0, -2.0]]), requires_grad=True, name="x")
+J = (x * x).sum()
+page = viz.backprop_page(J, title="from the wheel")
+print(json.dumps({"file": viz.__file__, "html": page.html}))
+"""
+
+
+def test_the_wheel_ships_the_page_files_and_renders_a_page_from_them(tmp_path):
+    """Build the wheel, check the page's .html/.css/.js are inside, and build a page from the unpacked wheel alone
+    (a fresh interpreter in isolated mode, the checkout not on its path)."""
+    import zipfile
+    need_module("hatchling")
+    need_binary("dot")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), ROOT], check=True, capture_output=True, timeout=120)
+    (wheel,) = (tmp_path / "dist").glob("tinygrad_dl-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert set(PAGE_FILES) <= names, sorted(n for n in names if "viz" in n)
+        z.extractall(tmp_path / "site")
+    out = subprocess.run([sys.executable, "-I", "-c", FROM_WHEEL, str(tmp_path / "site")], cwd=tmp_path,
+                         check=True, capture_output=True, text=True, timeout=60)
+    got = json.loads(out.stdout)
+    assert got["file"].startswith(str(tmp_path / "site"))
+    page = got["html"]
+    for name in PAGE_FILES:  # every file's content made it into the page
+        text = open(os.path.join(ROOT, name), encoding="utf-8").read()
+        probe = max((line for line in text.splitlines() if "{{" not in line), key=len).strip()
+        assert probe in page, (name, probe)
+    assert "<svg" in page and "{{" not in page and "from the wheel" in page
