@@ -348,3 +348,134 @@ def test_the_wheel_ships_the_page_files_and_renders_a_page_from_them(tmp_path):
         probe = max((line for line in text.splitlines() if "{{" not in line), key=len).strip()
         assert probe in page, (name, probe)
     assert "<svg" in page and "{{" not in page and "from the wheel" in page
+
+
+# ---------------------------------------------------------------- safe to share: hostile names and values
+
+HOSTILE = ["</script><script>window.pwned=1</script>", "<!--SVG-->", "<!--<script>", "C:\\Net\\Go\\", "{{DATA}}",
+           "q\"uote's & <b>bold</b>", "two\nlines \\N \\G \\l", '<img src=x onerror="window.pwned=2">',
+           'x"] evil [label="owned', "mod<1>.W"]
+EVIL_OP = '<<TABLE><TR><TD HREF="javascript:window.pwned=3">click</TD></TR></TABLE>>'
+
+
+class Evil(dl.Function):
+    """y = 2x </script><script>window.pwned=4</script> C:\\Net;  dy/dx = 2"""
+    name = property(lambda self: EVIL_OP)
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad, out, x):
+        return (grad * 2,)
+
+
+def hostile_graph():
+    """Every tensor named with something that means markup, script, a DOT escape or DOT syntax somewhere; an op whose
+    name is an HTML-like label with a javascript: link; a NaN gradient and an infinite one."""
+    ts = [dl.Tensor(np.array([[float(i + 1)]]), requires_grad=True, name=n) for i, n in enumerate(HOSTILE)]
+    z = Evil.apply(ts[0])
+    z.name = '</title></svg><script>window.pwned=5</script><img src=x onerror="window.pwned=7">'
+    total = z
+    for t in ts[1:]:
+        total = total + t
+    nan = dl.Tensor(np.array([[np.nan, 1.0]]), requires_grad=True, name="has NaN")
+    zero = dl.Tensor(np.array([[0.0, 1.0]]), requires_grad=True, name="log(0)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        J = total.sum() + (nan * nan).sum() + zero.log().sum()
+    J.name = "J </script>"
+    return J, ts + [z, nan, zero]
+
+
+LABEL_TAGS = {"TABLE", "TR", "TD", "B", "I", "FONT", "BR"}
+TAG_ATTRS = {"BORDER", "CELLBORDER", "CELLSPACING", "CELLPADDING", "POINT-SIZE", "COLOR"}
+KEYS = {"id", "shape", "style", "fillcolor", "color", "penwidth", "peripheries", "label", "tooltip", "fontsize",
+        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize"}
+
+
+def dot_attributes(text):
+    """Tokenize a DOT attribute list the way Graphviz does (quoted strings with \\" escapes, balanced <...>, bare
+    words); fails if anything is left over, i.e. if a name broke out of its value."""
+    out, pos = [], 0
+    while pos < len(text):
+        m = re.compile(r"\s*(\w+)=").match(text, pos)
+        assert m, f"not an attribute at: {text[pos:pos + 60]!r}"
+        key, pos = m.group(1), m.end()
+        if text[pos] == '"':
+            end = pos + 1
+            while text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append((key, text[pos + 1:end], "quoted"))
+            pos = end + 1
+        elif text[pos] == "<":
+            depth, end = 0, pos
+            while True:
+                depth += {"<": 1, ">": -1}.get(text[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            out.append((key, text[pos + 1:end - 1], "html"))
+            pos = end
+        else:
+            m = re.compile(r"[\w.#-]+").match(text, pos)
+            out.append((key, m.group(0), "bare"))
+            pos = m.end()
+    return out
+
+
+def check_dot_structure(dot):
+    """Every statement is one of ours, every attribute a known key, every label HTML-like markup with our tags only."""
+    lines = dot.strip().splitlines()
+    assert lines[0] == "digraph tinygrad_dl {" and lines[-1] == "}"
+    for line in (ln.strip() for ln in lines[1:-1]):
+        if line == "}" or re.fullmatch(r"subgraph \w+ \{", line):
+            continue
+        m = re.fullmatch(r"(\w+(?: -> \w+)?|node|edge) \[(.*)\]", line)
+        attrs = dot_attributes(m.group(2) if m else line)
+        for key, value, kind in attrs:
+            assert key in KEYS, (key, line[:80])
+            assert (kind == "html") == (key == "label"), (key, kind, line[:80])
+            if kind == "html":
+                for tag, tag_attrs in re.findall(r"</?([A-Za-z-]+)((?:\s+[A-Z-]+=\"[^\"]*\")*)\s*/?>", value):
+                    assert tag in LABEL_TAGS, tag
+                    assert set(re.findall(r"([A-Z-]+)=", tag_attrs)) <= TAG_ATTRS, tag_attrs
+                assert "<" not in re.sub(r"</?[A-Za-z-]+(?:\s+[A-Z-]+=\"[^\"]*\")*\s*/?>", "", value), value
+
+
+def test_hostile_names_stay_text_in_the_dot_text_and_the_picture(tmp_path):
+    J, ts = hostile_graph()
+    title = "<!--TITLE--> C:\\Net </script>"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dot = viz.to_dot(J, title=title, group_modules=True)
+    check_dot_structure(dot)  # (the names' text, "HREF=" and "<script>" included, sits inside values as text)
+    labels = node_labels(dot)
+    order = toposort([J], include_constants=True)
+    for t in ts:
+        assert labels[f"t{order.index(t)}"].split("\n" if "\n" not in t.name else "\n(", 1)[0] == t.name
+    evil = next(i for i, t in enumerate(order) if t.creator is not None and isinstance(t.creator, Evil))
+    assert labels[f"f{evil}"] == EVIL_OP
+    # Graphviz draws each name literally (backslashes included) and the SVG carries it as text
+    need_binary("dot")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        svg_path = viz.render(J, tmp_path / "hostile.svg", title=title, group_modules=True)
+    root = ET.parse(svg_path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in root.iter(ns + "text")]
+    for t in ts:
+        for line in t.name.split("\n"):
+            assert line in texts or any(line in x for x in texts), line
+    assert EVIL_OP in texts and title in texts
+    assert "C:\\Net\\Go\\ (1, 1) float64" in [a.get("{http://www.w3.org/1999/xlink}title") for a in root.iter(ns + "a")]
+    for el in root.iter():
+        assert not any(k.endswith("href") for k in el.attrib), el.attrib  # no link anywhere
+    assert not list(root.iter(ns + "script")) and not list(root.iter(ns + "foreignObject"))
+
+
+def test_control_characters_and_lone_surrogates_are_shown_not_fatal(tmp_path):
+    x = dl.Tensor(np.ones((1, 2)), requires_grad=True, name="bell\x07 tab\t nul\x00 \ud800")
+    J = (x * x).sum()
+    dot = viz.to_dot(J)
+    assert "bell\\\\x07 tab\\\\x09 nul\\\\x00 \ufffd" in dot  # shown as \x07 (its backslash doubled for Graphviz)
+    dot.encode("utf-8")
+    need_binary("dot")
+    texts = [t.text for t in ET.parse(viz.render(J, tmp_path / "ctl")).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    assert "bell\\x07 tab\\x09 nul\\x00 \ufffd" in texts

@@ -14,31 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .summary import bad, fmt, norm, summary_line, summary_lines
+from .summary import bad, clean, fmt, norm, summary_line, summary_lines
 from .trace import trace
 
 FONT = "Helvetica,Arial,sans-serif"
 
 # ============================================================ escaping for DOT
-
-
-def clean(text) -> str:
-    """The text with what XML cannot carry made visible: control characters as \\xNN, lone surrogates as U+FFFD."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch == "\n" or ch == " ":
-            out.append(ch)
-        elif o < 0x20 or 0x7F <= o < 0xA0:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF or o in (0xFFFE, 0xFFFF):
-            out.append("\ufffd")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def html_text(text) -> str:

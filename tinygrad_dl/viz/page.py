@@ -20,7 +20,7 @@ import numpy as np
 from .course import course_rule
 from .dot import Options, dot_text
 from .draw import TIMEOUT, run_dot
-from .summary import summary_line, summary_lines
+from .summary import clean, summary_line, summary_lines
 from .trace import as_roots, trace
 
 SVG_NS, XLINK_NS = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
@@ -82,7 +82,7 @@ def backprop_page(root, *, grad=None, title=None, max_elements=6, embed_limit=25
     if not tr.steps and not tr.grads:
         raise ValueError("backprop_page: nothing to step through: the root does not require grad"
                          + (f" ({tr.note})" if tr.note else ""))
-    title = "Backpropagation, step by step" if title is None else str(title)
+    title = "Backpropagation, step by step" if title is None else clean(title)
     o = Options(True, True, max_elements, None, False, False, fold_scalars, max_nodes, rankdir, None, (1e-6, 1e6),
                 max_fanout, page=True, where="backprop_page")
     text = dot_text(tr, o)
@@ -108,6 +108,7 @@ def json_for_script(data) -> str:
     """JSON safe inside <script>: no NaN/Infinity tokens (refused), and <, >, & written as \\u escapes so that
     neither </script> nor <!-- can appear."""
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    text = re.sub("[\ud800-\udfff]", "\ufffd", text)  # a lone surrogate in a name cannot be written as UTF-8
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -161,7 +162,7 @@ def _page_data(tr, limit) -> dict:
             flows.append(dict(info(gx), tensor=tr.ids[x], index=k, name=tr.name(x), lines=summary_lines(gx, 6),
                               edge=f"e{tr.ids[out][1:]}_{k}"))
             changed[tr.ids[x]] = info(accum[x], "∇ ")
-        steps.append({"op": "f" + tr.ids[out][1:], "out": tr.ids[out], "name": str(fn.name), "rule": str(fn.rule),
+        steps.append({"op": "f" + tr.ids[out][1:], "out": tr.ids[out], "name": clean(fn.name), "rule": clean(fn.rule),
                       "out_name": tr.name(out), "course": course_rule(s, tr),
                       "grad_out": dict(info(s["grad_out"]), lines=summary_lines(s["grad_out"], 6)),
                       "flows": flows, "changed": changed})

@@ -1,5 +1,5 @@
-"""Numbers as short text: a value or gradient shown whole when small, else min / mean / max and its norm, with NaN and
-inf counted (they are what a learner opens the picture to find)."""
+"""Short display text: a value or gradient shown whole when small, else min / mean / max and its norm, with NaN and
+inf counted (they are what a learner opens the picture to find); names made safe to carry in XML and UTF-8."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,3 +60,22 @@ def summary_line(a, max_elements=4) -> str:
     text = f"‖·‖ {fmt(norm(finite))}  mean {fmt(finite.mean())}" if finite.size else ""
     counted = bad(a)
     return f"{text}  {counted}".strip() if counted else text
+
+
+def clean(text) -> str:
+    """The text with what XML cannot carry made visible: control characters as \\xNN, lone surrogates as U+FFFD."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\n" or ch == " ":
+            out.append(ch)
+        elif o < 0x20 or 0x7F <= o < 0xA0:
+            out.append(f"\\x{o:02x}")
+        elif 0xD800 <= o <= 0xDFFF or o in (0xFFFE, 0xFFFF):
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor, run_backward, toposort
+from .summary import clean
 
 
 class GraphReleasedError(RuntimeError):
@@ -32,8 +33,8 @@ class Trace:
                     self.consumers[x].append((t, k))
 
     def name(self, t) -> str:
-        """The tensor's name, or its node id when it has none."""
-        return str(t.name) if t.name is not None else self.ids[t]
+        """The tensor's name (control characters made visible), or its node id when it has none."""
+        return clean(t.name) if t.name is not None else self.ids[t]
 
 
 def as_roots(root, where) -> list:
