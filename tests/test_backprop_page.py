@@ -345,3 +345,34 @@ def test_page_data_is_strict_json_that_cannot_end_its_script():
     grad = parsed["leaves"][0]["grad"]  # d(log x)/dx = 1/x: NaN at NaN, inf at 0, -inf at -0
     assert grad == ["NaN", "Infinity", "-Infinity", 1.0]
     assert text.count("<script") == 2 and text.count("</script>") == 2
+
+
+@pytest.mark.browser
+def test_a_summarised_page_still_steps_through_every_op(browser, tmp_path):
+    """Over max_nodes only the part nearest the output is drawn; every step is still listed and works."""
+    x = dl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True, name="x")
+    y = x
+    for _ in range(60):
+        y = (y * 0.5).tanh()
+    J = y.sum()
+    page_obj = viz.backprop_page(J, max_nodes=20)
+    assert "of 122 tensors drawn" in repr(page_obj)
+    path = page_obj.save(tmp_path / "big.html")
+    _, ids, steps, states = expected_steps(J)
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.goto("file://" + os.path.abspath(path))
+    assert "max_nodes=20" in page.text_content(".note")
+    for k in (1, 5, 60, len(steps)):
+        page.evaluate(f"location.hash = '#step={k}'")
+        page.wait_for_function(f"document.body.dataset.step === '{k}'")
+        drawn = page.evaluate("(id) => !!document.getElementById(id)", steps[k - 1]["op"])
+        assert drawn == (k <= 5)  # the first steps (nearest the output) are drawn
+        assert ("not drawn" in page.text_content("#panel")) == (not drawn)
+        flow = page.query_selector(".flow")
+        np.testing.assert_array_equal(as_floats(flow.get_attribute("data-grad")), steps[k - 1]["flows"][0][2].ravel())
+    page.click("#next")
+    leaf = page.query_selector(".leaf-grad")
+    np.testing.assert_array_equal(as_floats(leaf.get_attribute("data-grad")), states[-1][ids[x]].ravel())
+    assert not errors, errors
+    page.close()

@@ -253,21 +253,112 @@ def test_group_modules_clusters_each_dense_layer():
     assert ("m_layers_0", "m_layers_2") not in es and (f"t{order.index(x)}", "m_layers_0") in es
 
 
-def test_huge_graph_is_summarized_quickly(tmp_path):
+def long_chain(n):
     x = dl.Tensor(np.ones((2, 2)), requires_grad=True, name="x")
     y = x
-    for _ in range(5000):  # 5000 ops + 5000 tensors + constants
+    for _ in range(n):  # n ops + n tensors (the constant is folded into its op)
         y = y * 1.0001
     J = y.sum()
+    J.name = "J"
+    return J
+
+
+def fan_out(n):
+    """An unrolled recurrence: the leaf x feeds every one of the n steps."""
+    x = dl.Tensor(np.full((2, 2), 0.5), requires_grad=True, name="x")
+    y = x
+    for _ in range(n):
+        y = (y * x).tanh()
+    J = y.sum()
+    J.name = "J"
+    return J, x
+
+
+def out_degrees(dot):
+    deg = {}
+    for tail, _ in edges(dot):
+        deg[tail] = deg.get(tail, 0) + 1
+    return deg
+
+
+def test_huge_graph_is_summarized_quickly(tmp_path):
+    J = long_chain(10_000)
     dot = viz.to_dot(J, max_nodes=300)
     labels = node_labels(dot)
     assert len(labels) <= 300 + 3
     assert "more tensors not drawn" in labels["elided"] and "Mul×" in labels["elided"]
+    assert "max_nodes=300" in labels["elided"]  # says how to draw more
     order = toposort([J], include_constants=True)
     assert f"t{order.index(J)}" in labels  # the part nearest the root is drawn
+    assert len(node_labels(viz.to_dot(J))) <= 400 + 3  # the default budget
     need_binary("dot")
     path = viz.render(J, str(tmp_path / "huge"), max_nodes=300)
     assert os.path.getsize(path) > 1000
+
+
+def test_a_tensor_feeding_every_op_is_drawn_once_with_copies(tmp_path):
+    """1,000 ops all reading one leaf: its edges would cross the whole picture (dot ran for minutes); it is drawn
+    once, beside its first use, and each further use reads from a small copy of it."""
+    J, x = fan_out(1000)
+    order = toposort([J], include_constants=True)
+    xid = f"t{order.index(x)}"
+    for max_nodes in (60, 400):
+        dot = viz.to_dot(J, max_nodes=max_nodes, max_fanout=8)
+        labels, deg = node_labels(dot), out_degrees(dot)
+        assert len(labels) <= max_nodes + 5
+        assert deg[xid] == 1 and max(d for node, d in deg.items() if node != "elided") <= 8
+        copies = [node for node in labels if node.startswith("u")]
+        assert copies and all(labels[c] == "x" for c in copies)
+        used = {head for tail, head in edges(dot) if tail == xid or tail in copies}
+        drawn_muls = {f"f{i}" for i, t in enumerate(order) if f"f{i}" in labels and t.creator.name == "Mul"}
+        assert used == drawn_muls  # every drawn use of x is still drawn, once
+    small = viz.to_dot(*fan_out(5)[:1])  # a few uses: plain edges, no copies
+    assert not [n for n in node_labels(small) if n.startswith("u")]
+    need_binary("dot")
+    assert os.path.getsize(viz.render(J, tmp_path / "fan.svg")) > 1000
+    page = viz.backprop_page(J)
+    assert "of 2002 tensors drawn" in repr(page) and "max_nodes=400" in page.html
+
+
+def fake_dot(tmp_path, body):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    exe = folder / "dot"
+    exe.write_text("#!/bin/sh\n" + body + "\n")
+    exe.chmod(0o755)
+    return str(folder)
+
+
+def test_a_dot_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
+    """dot runs in its own process group: on timeout the group is killed (a stuck child too) and the error names
+    the size and the options, instead of a raw TimeoutExpired."""
+    if os.name != "posix":
+        pytest.skip("process groups are POSIX")
+    pid_file = tmp_path / "child.pid"
+    monkeypatch.setenv("PATH", fake_dot(tmp_path, f"sleep 300 </dev/null >/dev/null 2>&1 &\n"
+                                                    f"echo $! > {pid_file}\nsleep 300 </dev/null >/dev/null 2>&1") + os.pathsep
+                       + os.environ["PATH"])
+    J, _ = logistic_regression()
+    with pytest.raises(viz.GraphvizError, match=r"did not finish laying out \d+ nodes and \d+ edges within 1 s .*"
+                                               r"max_nodes=.*timeout="):
+        viz.render(J, tmp_path / "g.svg", timeout=1)
+    child = int(pid_file.read_text())
+    try:
+        state = open(f"/proc/{child}/stat").read().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), f"the child dot started is still running ({state})"
+    with pytest.raises(viz.GraphvizError, match="backprop_page"):
+        viz.backprop_page(J, timeout=1)
+
+
+def test_a_dot_that_crashes_is_a_clear_error(tmp_path, monkeypatch):
+    if os.name != "posix":
+        pytest.skip("signals are POSIX")
+    monkeypatch.setenv("PATH", fake_dot(tmp_path, "kill -SEGV $$") + os.pathsep + os.environ["PATH"])
+    J, _ = logistic_regression()
+    with pytest.raises(viz.GraphvizError, match=r"crashed \(signal 11\) on \d+ nodes and \d+ edges.*max_nodes="):
+        viz.render(J, tmp_path / "g")
 
 
 # ---------------------------------------------------------------- rendering
