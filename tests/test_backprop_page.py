@@ -4,6 +4,7 @@ the engine's own hook, the last step equal to every leaf's .grad from an ordinar
 formulas written out in NumPy, and no network request."""
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -376,3 +377,26 @@ def test_a_summarised_page_still_steps_through_every_op(browser, tmp_path):
     np.testing.assert_array_equal(as_floats(leaf.get_attribute("data-grad")), states[-1][ids[x]].ravel())
     assert not errors, errors
     page.close()
+
+
+def test_page_object_saves_and_shows_inline(tmp_path):
+    """backprop_page() -> BackpropPage (.html, .save, inline display); backprop_html(root, path) -> the path, a str
+    that a notebook also shows as the page; backprop_html(root) -> the BackpropPage."""
+    import html as html_lib
+    need_binary("dot")
+    J, _ = two_layer()
+    page = viz.backprop_page(J, title="two layers")
+    assert isinstance(page, viz.BackpropPage) and page.html.startswith("<!DOCTYPE html>")
+    assert repr(page).startswith("<BackpropPage 'two layers': ") and len(repr(page)) < 120
+    frame = page._repr_html_()
+    m = re.fullmatch(r'<iframe srcdoc="([^"]*)" title="two layers" sandbox="allow-scripts" style="[^"]*"[^>]*>'
+                     r"</iframe>", frame)
+    assert m and html_lib.unescape(m.group(1)) == page.html  # the whole page, self-contained, in one attribute
+    saved = page.save(tmp_path / "sub" / "p.html")
+    assert saved == str(tmp_path / "sub" / "p.html") and open(saved, encoding="utf-8").read() == page.html
+    path = viz.backprop_html(J, tmp_path / "q.html", title="two layers")
+    assert isinstance(path, str) and path == str(tmp_path / "q.html") and os.path.exists(path)
+    assert path._repr_html_() == frame
+    assert isinstance(viz.backprop_html(J, title="two layers"), viz.BackpropPage)
+    with pytest.raises(ValueError, match="max_nodes"):
+        viz.backprop_page(J, max_nodes=1)

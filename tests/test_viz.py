@@ -399,6 +399,80 @@ def test_draw_graph_returns_a_digraph():
     assert set(node_labels(g.source)) == set(node_labels(viz.to_dot(J)))
 
 
+
+def test_render_reads_the_format_from_the_suffix(tmp_path, monkeypatch):
+    need_binary("dot")
+    J, _ = logistic_regression()
+    png = viz.render(J, tmp_path / "graph.png")
+    assert png == str(tmp_path / "graph.png") and open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "graph.dot").read_text(encoding="utf-8") == viz.to_dot(J)  # the DOT text beside it
+    assert not list(tmp_path.glob("graph.png.*"))
+    assert open(viz.render(J, tmp_path / "g.pdf"), "rb").read(5) == b"%PDF-"
+    assert viz.render(J, tmp_path / "photo.jpg", format="jpeg") == str(tmp_path / "photo.jpg")
+    assert viz.render(J, tmp_path / "v1.5", format="svg") == str(tmp_path / "v1.5.svg")  # not a format: kept
+    with pytest.raises(ValueError, match=r"ends in \.png but format='svg'"):
+        viz.render(J, tmp_path / "bad.png", format="svg")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a .dot path needs no Graphviz
+    assert viz.render(J, tmp_path / "only.dot") == str(tmp_path / "only.dot")
+    assert (tmp_path / "only.dot").read_text(encoding="utf-8") == viz.to_dot(J)
+
+
+def svg_size(svg):
+    root = ET.fromstring(svg)
+    view = [float(v) for v in root.get("viewBox").split()]
+    return float(root.get("width").rstrip("pt")), float(root.get("height").rstrip("pt")), view[2], view[3], root
+
+
+def test_draw_graph_fits_a_notebook_cell():
+    """What a notebook shows (the IPython display protocol): an SVG at most 720 pt wide that shrinks with the cell,
+    laid out top to bottom; fit=False gives the natural size, left to right."""
+    need_module("graphviz")
+    need_binary("dot")
+    J, _ = deep_chain(6, scale=0.5)
+    g = viz.draw_graph(J)
+    assert "rankdir=TB" in g.source
+    w, h, vw, vh, root = svg_size(g._repr_mimebundle_()["image/svg+xml"])
+    assert w <= 720 and "max-width:100%" in root.get("style") and "height:auto" in root.get("style")
+    assert abs(w / h - vw / vh) < 0.05 * vw / vh  # scaled, not stretched
+    wide = viz.draw_graph(J, rankdir="LR")._repr_mimebundle_()["image/svg+xml"]
+    w2, h2, vw2, vh2, _ = svg_size(wide)
+    assert vw2 > 720 and w2 <= 720  # a left-to-right chain wider than a cell is scaled down to fit
+    full = viz.draw_graph(J, fit=False)
+    assert "rankdir=LR" in full.source
+    w3, h3, vw3, vh3, root3 = svg_size(full._repr_mimebundle_()["image/svg+xml"])
+    assert (w3, h3) == (round(vw3), round(vh3)) and root3.get("style") is None  # natural size (1 pt per unit)
+    small = viz.draw_graph(logistic_regression(m=1, n_x=1)[0])._repr_mimebundle_()["image/svg+xml"]
+    w4, _, vw4, _, _ = svg_size(small)
+    assert w4 == round(vw4)  # a small drawing is not blown up
+    png = g._repr_mimebundle_(include=["image/png"])
+    assert list(png) == ["image/png"] and png["image/png"][:4] == b"\x89PNG"
+
+
+def test_group_modules_leaves_no_blank_band():
+    """Module boxes sit side by side along the graph's direction: an edge from one module into the next spans one
+    free rank, so two boxes never share a rank (which made Graphviz stack them in steps, leaving a blank band)."""
+    J, _ = deep_chain(3, scale=0.5)
+    dot = viz.to_dot(J, group_modules=True)
+    order = toposort([J], include_constants=True)
+    crossing = set()  # the tanh after layer l feeding layer l+1's MatMul (the only edges between two modules)
+    for t in order:
+        if t.creator is not None and t.creator.name == "MatMul" and t.creator.inputs[0].name in ("layers.1.W",
+                                                                                                 "layers.2.W"):
+            a = t.creator.inputs[1]
+            assert a.creator.name == "Tanh"
+            crossing.add((f"t{order.index(a)}", f"f{order.index(t)}"))
+    spaced = {(m.group(1), m.group(2)) for m in re.finditer(r"^\s*(\w+) -> (\w+) \[[^\]]*minlen=\"2\"", dot, flags=re.M)}
+    assert len(crossing) == 2 and spaced == crossing
+    assert "minlen" not in viz.to_dot(J)  # only grouped drawings need it
+    need_binary("dot")
+    for rankdir in ("LR", "TB"):
+        plain = svg_size(subprocess.run(["dot", "-Tsvg"], input=viz.to_dot(J, rankdir=rankdir), text=True,
+                                        capture_output=True, check=True).stdout)
+        grouped = svg_size(subprocess.run(["dot", "-Tsvg"], input=viz.to_dot(J, rankdir=rankdir, group_modules=True),
+                                          text=True, capture_output=True, check=True).stdout)
+        across = 1 if rankdir == "LR" else 0  # the size across the graph's direction
+        assert grouped[across] < 2 * plain[across], (rankdir, plain[:2], grouped[:2])
+
 # ---------------------------------------------------------------- the package as shipped
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -353,6 +353,8 @@ def dot_lines(tr, o) -> list:
             if tail == head:
                 continue  # inside one collapsed module
             attrs = {"id": f"e{i}_{k}"}
+            if o.group_modules and group.get(x) is not None and group.get(t) not in (None, group[x]):
+                attrs["minlen"] = "2"  # one free rank between two modules: their boxes sit side by side, not stepped
             if o.color_by == "grad_norm" and x in tr.grads:
                 attrs["color"] = edge_colour(norm(tr.grads[x]), o)
                 attrs["penwidth"] = "2"
