@@ -554,7 +554,7 @@ def hostile_graph():
 LABEL_TAGS = {"TABLE", "TR", "TD", "B", "I", "FONT", "BR"}
 TAG_ATTRS = {"BORDER", "CELLBORDER", "CELLSPACING", "CELLPADDING", "POINT-SIZE", "COLOR"}
 KEYS = {"id", "shape", "style", "fillcolor", "color", "penwidth", "peripheries", "label", "tooltip", "fontsize",
-        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize"}
+        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize", "minlen"}
 
 
 def dot_attributes(text):
