@@ -173,7 +173,8 @@ def test_non_scalar_root_needs_grad_for_gradients():
     y = x * x
     assert "∇" not in viz.to_dot(y) and "not a scalar" in viz.to_dot(y)
     labels = node_labels(viz.to_dot(y, grad=np.array([[1.0, 10.0]])))
-    assert "∇ [2 40]" in labels[f"t{toposort([y], include_constants=True).index(x)}"]  # dy/dx = 2x times the upstream gradient
+    # dy/dx = 2x times the upstream gradient
+    assert "∇ [2 40]" in labels[f"t{toposort([y], include_constants=True).index(x)}"]
     with pytest.raises(ValueError, match="shape"):
         viz.to_dot(y, grad=np.ones((2, 1)))
 
@@ -335,9 +336,9 @@ def test_a_dot_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
     if os.name != "posix":
         pytest.skip("process groups are POSIX")
     pid_file = tmp_path / "child.pid"
-    monkeypatch.setenv("PATH", fake_dot(tmp_path, f"sleep 300 </dev/null >/dev/null 2>&1 &\n"
-                                                    f"echo $! > {pid_file}\nsleep 300 </dev/null >/dev/null 2>&1") + os.pathsep
-                       + os.environ["PATH"])
+    quiet = "</dev/null >/dev/null 2>&1"  # the children hold no pipe of ours: only killing them ends them
+    script = f"sleep 300 {quiet} &\necho $! > {pid_file}\nsleep 300 {quiet}"
+    monkeypatch.setenv("PATH", fake_dot(tmp_path, script) + os.pathsep + os.environ["PATH"])
     J, _ = logistic_regression()
     with pytest.raises(viz.GraphvizError, match=r"did not finish laying out \d+ nodes and \d+ edges within 1 s .*"
                                                r"max_nodes=.*timeout="):
@@ -461,7 +462,8 @@ def test_group_modules_leaves_no_blank_band():
             a = t.creator.inputs[1]
             assert a.creator.name == "Tanh"
             crossing.add((f"t{order.index(a)}", f"f{order.index(t)}"))
-    spaced = {(m.group(1), m.group(2)) for m in re.finditer(r"^\s*(\w+) -> (\w+) \[[^\]]*minlen=\"2\"", dot, flags=re.M)}
+    spaced = {(m.group(1), m.group(2))
+              for m in re.finditer(r"^\s*(\w+) -> (\w+) \[[^\]]*minlen=\"2\"", dot, flags=re.M)}
     assert len(crossing) == 2 and spaced == crossing
     assert "minlen" not in viz.to_dot(J)  # only grouped drawings need it
     need_binary("dot")
@@ -472,6 +474,21 @@ def test_group_modules_leaves_no_blank_band():
                                           text=True, capture_output=True, check=True).stdout)
         across = 1 if rankdir == "LR" else 0  # the size across the graph's direction
         assert grouped[across] < 2 * plain[across], (rankdir, plain[:2], grouped[:2])
+
+
+def test_viz_reads_the_graph_only_through_its_public_face():
+    """No private attribute of the engine's objects, and only public names imported from the engine."""
+    import ast
+    folder = os.path.dirname(viz.__file__)
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".py"))
+    assert {"trace.py", "dot.py", "draw.py", "course.py", "page.py"} <= set(files)
+    for name in files:
+        tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
+                assert node.attr in ("_repr_mimebundle_", "_repr_html_"), f"{name}: .{node.attr}"
+            if isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..tensor import ...
+                assert all(not a.name.startswith("_") for a in node.names), f"{name}: {ast.dump(node)}"
 
 # ---------------------------------------------------------------- the package as shipped
 
@@ -642,5 +659,6 @@ def test_control_characters_and_lone_surrogates_are_shown_not_fatal(tmp_path):
     assert "bell\\\\x07 tab\\\\x09 nul\\\\x00 \ufffd" in dot  # shown as \x07 (its backslash doubled for Graphviz)
     dot.encode("utf-8")
     need_binary("dot")
-    texts = [t.text for t in ET.parse(viz.render(J, tmp_path / "ctl")).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    svg = ET.parse(viz.render(J, tmp_path / "ctl")).getroot()
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "bell\\x07 tab\\x09 nul\\x00 \ufffd" in texts
