@@ -80,7 +80,9 @@ def test_split_tensors_and_errors():
     with pytest.raises(ValueError, match="adding up to 1"):
         data.split(X, Y, (0.5, 0.2, 0.2))
     with pytest.raises(ValueError, match="adding up to 1"):
-        data.split(X, Y, (0.8, 0.2))
+        data.split(X, Y, (0.8, 0.1))
+    with pytest.raises(ValueError, match=r"two \(train, test\) or three"):
+        data.split(X, Y, (0.5, 0.2, 0.2, 0.1))
     with pytest.raises(ValueError, match="adding up to 1"):
         data.split(X, Y, (1.2, -0.1, -0.1))
     with pytest.raises(ValueError, match=r"X must be 2-D \(n_x, m\)"):
@@ -144,7 +146,7 @@ def test_normalizer_tensors_float32_and_errors():
 @settings(max_examples=60, deadline=None)
 def test_minibatches_partition_a_shuffle(m, batch_size, seed):
     X, Y = tagged(3, m)
-    batches = list(data.minibatches(X, Y, batch_size, rng=seed))
+    batches = list(data.minibatches(X, Y, batch_size, rng=np.random.default_rng(seed)))
     sizes = [xb.shape[1] for xb, _ in batches]
     expected = [batch_size] * (m // batch_size) + ([m % batch_size] if m % batch_size else [])
     assert sizes == expected
@@ -158,9 +160,9 @@ def test_minibatches_no_shuffle_one_hot_tensors_and_errors():
     X, Y = tagged(2, 10)
     assert [yb.tolist() for _, yb in data.minibatches(X, Y, 4, shuffle=False)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     Yoh = np.eye(3)[:, np.arange(10) % 3]
-    for xb, yb in data.minibatches(X, Yoh, 3, rng=0):
+    for xb, yb in data.minibatches(X, Yoh, 3, rng=np.random.default_rng(0)):
         assert yb.shape == (3, xb.shape[1]) and np.array_equal(yb.argmax(0), xb[0].astype(int) % 3)
-    tb = next(iter(data.minibatches(dl.Tensor(X), dl.Tensor(Yoh), 4, rng=0)))
+    tb = next(iter(data.minibatches(dl.Tensor(X), dl.Tensor(Yoh), 4)))
     assert isinstance(tb[0], dl.Tensor) and isinstance(tb[1], dl.Tensor)
     with pytest.raises(ValueError, match=r"minibatches: X has m = 10 examples .* but Y has 8"):
         data.minibatches(X, Y[:8])               # raised at the call, not at the first next()
