@@ -343,3 +343,97 @@ def test_augment_errors():
         data.augment(X, y[:4])
     with pytest.raises(ValueError, match=r"image_shape must be \(h, w\)"):
         data.augment(X, y, image_shape=64)
+
+
+# ============================================================ two-way split, empty labels, big shifts
+
+def test_split_train_test_two_way():
+    X, Y = tagged(2, 10)
+    (X_tr, Y_tr), (X_te, Y_te) = data.split(X, Y, (0.8, 0.2), rng=3)
+    order = np.random.default_rng(3).permutation(10)                 # the oracle: permute, then cut 8 | 2
+    assert Y_tr.tolist() == order[:8].tolist() and Y_te.tolist() == order[8:].tolist()
+    assert np.array_equal(X_tr[0], Y_tr) and np.array_equal(X_te[0], Y_te)
+    (a, _), (b, _) = data.split(X, Y, (0.75, 0.25), shuffle=False)
+    assert a.shape == (2, 8) and b.shape == (2, 2)                   # 7.5 | 2.5: the larger remainder wins first
+
+
+def test_one_hot_edges():
+    assert data.one_hot([], n_classes=3).shape == (3, 0)
+    with pytest.raises(ValueError, match=r"no labels .* n_classes=10"):
+        data.one_hot([])
+    assert data.one_hot(np.array([1.0, 0.0])).tolist() == [[0, 1], [1, 0]]
+    for bad in ([0.5, 1], [np.inf, 1], [np.nan]):
+        with pytest.raises(ValueError, match="whole numbers"):
+            data.one_hot(bad)
+    with pytest.raises(TypeError, match="labels must be integers"):
+        data.one_hot(["a", "b"])
+    with pytest.raises(ValueError, match=">= 0"):
+        data.one_hot([-1, 2])
+    with pytest.raises(ValueError, match=r"shape \(m,\)"):
+        data.one_hot([[1, 2]])
+
+
+def test_shifts_larger_than_the_image_give_zeros_without_allocating():
+    import tracemalloc
+    X = np.arange(1.0, 17.0).reshape(16, 1)                          # one 4 x 4 image
+    for dy, dx in [(4, 0), (0, -4), (10 ** 9, 0), (0, -(10 ** 30)), (2 ** 62, 2 ** 62)]:
+        tracemalloc.start()
+        try:
+            out = data.shift_images(X, (4, 4), dy, dx)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert out.shape == (16, 1) and not out.any() and peak < 100_000, (dy, dx, peak)
+    np.testing.assert_array_equal(data.shift_images(X, (4, 4), 3, 0).reshape(4, 4),
+                                  loop_oracle(X.reshape(4, 4), 3, 0, False))    # one row left: the edge case
+    np.testing.assert_array_equal(data.shift_images(X, (4, 4), np.array([3]), -3).reshape(4, 4),
+                                  loop_oracle(X.reshape(4, 4), 3, -3, False))
+    with pytest.raises(TypeError, match="whole numbers of pixels"):
+        data.shift_images(X, (4, 4), 0.5, 0)
+    with pytest.raises(ValueError, match=r"dy must be one int or 1 ints"):
+        data.shift_images(X, (4, 4), [1, 2], 0)
+    X8, y = np.ones((64, 5)), np.arange(5)
+    Xa, _ = data.augment(X8, y, shifts=10 ** 6, copies=3, rng=0)
+    assert Xa.shape == (64, 20) and not Xa[:, 5:].any() and np.all(Xa[:, :5] == 1)
+    with pytest.raises(ValueError, match="below 2\\*\\*62"):
+        data.augment(X8, y, shifts=2 ** 70, rng=0)
+
+
+# ============================================================ the rng rule, per function
+
+def test_minibatches_refuses_an_int_seed_and_says_how():
+    X, Y = tagged(2, 10)
+    with pytest.raises(TypeError, match=r"minibatches: rng=0 would draw the same order at every call.*"
+                                        r"rng = np\.random\.default_rng\(0\)"):
+        data.minibatches(X, Y, 4, rng=0)
+
+
+def test_minibatches_with_a_generator_reshuffle_every_epoch_and_reproduce():
+    X, Y = tagged(2, 30)
+
+    def run(seed):
+        rng = np.random.default_rng(seed)
+        return [np.concatenate([yb for _, yb in data.minibatches(X, Y, 8, rng=rng)]) for _ in range(4)]
+    epochs = run(7)
+    oracle = np.random.default_rng(7)                                 # one permutation per epoch, in sequence
+    for order in epochs:
+        assert order.tolist() == oracle.permutation(30).tolist()
+    assert len({tuple(o) for o in epochs}) == 4                       # fresh every epoch
+    assert all(np.array_equal(a, b) for a, b in zip(epochs, run(7)))  # the same seed again, same process
+    assert not all(np.array_equal(a, b) for a, b in zip(epochs, run(8)))
+
+
+def test_one_shot_functions_repeat_for_an_int_and_continue_for_a_generator():
+    X, Y = tagged(64, 12)
+    for call in (lambda r: data.split(X, Y, (0.5, 0.5), rng=r)[0][1],
+                 lambda r: data.augment(X, Y, (8, 8), noise=0.1, rng=r)[0]):
+        assert np.array_equal(call(4), call(4))                        # an int: the same result every time
+        g = np.random.default_rng(4)
+        first, second = call(g), call(g)
+        assert np.array_equal(first, call(4)) and not np.array_equal(first, second)   # a Generator continues
+        g2 = np.random.default_rng(4)
+        assert np.array_equal(call(g2), first) and np.array_equal(call(g2), second)   # and reproduces
+    with pytest.raises(TypeError, match="Generator"):
+        data.split(X, Y, rng=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="non-negative"):
+        data.augment(X, Y, (8, 8), rng=-1)
