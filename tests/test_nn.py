@@ -893,3 +893,16 @@ def test_save_respects_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == mode
+
+
+def test_assigning_the_same_parameter_or_module_keeps_its_place():
+    model = nn.Sequential(nn.Dense(2, 3, rng=0), nn.ReLU(), nn.Dense(3, 1, rng=1))
+    layer = model[0]
+    order = [n for n, _ in model.named_parameters()]
+    layer.W = layer.W                                                # what an in-place `W -= ...` hands back
+    net = nn.Module()
+    net.body, net.head = nn.Dense(2, 2, rng=0), nn.Dense(2, 1, rng=1)
+    net.body = net.body
+    assert [n for n, _ in model.named_parameters()] == order
+    assert [n for n, _ in net.named_parameters()] == ["body.W", "body.b", "head.W", "head.b"]
+    assert [n for n, _ in nn.Dense(2, 1, rng=0).named_parameters()] == ["W", "b"]

@@ -67,9 +67,14 @@ class Module:
             Module.__init__(self)
         params, modules = self._params, self._modules
         old = params.get(name)
-        if old is not None and value is not old and not isinstance(value, Module) and not _is_new_parameter(value):
-            self._assign_values(name, old, value)    # W = W - lr dW: new values for the same parameter
-            return
+        if old is not None:
+            if value is old:          # `W -= ...` in place gives back the same parameter: keep it where it is
+                return
+            if not isinstance(value, Module) and not _is_new_parameter(value):
+                self._assign_values(name, old, value)    # W = W - lr dW: new values for the same parameter
+                return
+        elif value is not None and value is modules.get(name):
+            return                    # the same child again: keep its place and its parameters' names
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Module):
