@@ -239,6 +239,11 @@ class Module:
         lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return head + "\n" + "\n".join(lines) + "\n)"
 
+    def _repr_html_(self):
+        """Jupyter's rich display: the module tree with parameter shapes and counts (display.py)."""
+        from .display import module_html
+        return module_html(self)
+
 
 def _positive_int(n, where: str, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
