@@ -86,6 +86,8 @@ def test_nan_and_inf_are_shown_as_such():
     assert "2 NaN, 1 inf, 1 -inf" in p.all_text
     # min / mean / max over the finite values only
     assert re.search(r"min -0  mean 0.75  max 1.5", p.all_text)
+    huge = Parsed(tensor_html(dl.Tensor(np.array([1e308, 1e308, -np.inf])))).all_text   # the sum overflows
+    assert "mean 1e+308" in huge and "1 -inf" in huge
     only_nan = Parsed(tensor_html(dl.Tensor(np.full((2, 2), np.nan)))).all_text
     assert "4 NaN" in only_nan and "min" not in only_nan
     assert [format_value(v) for v in (np.nan, np.inf, -np.inf, -0.0, 1e-300)] == ["NaN", "inf", "-inf", "-0", "1e-300"]

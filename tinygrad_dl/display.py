@@ -99,10 +99,12 @@ def _stats(a: np.ndarray) -> str:
     n_finite = int(np.count_nonzero(finite))
     parts = []
     if n_finite:
-        where = None if n_finite == a.size else finite
-        lo = np.min(a, where=where, initial=np.inf) if where is not None else a.min()
-        hi = np.max(a, where=where, initial=-np.inf) if where is not None else a.max()
-        mean = np.mean(a, where=where, dtype=np.float64) if where is not None else a.mean(dtype=np.float64)
+        lo = np.min(a, where=finite, initial=np.inf)
+        hi = np.max(a, where=finite, initial=-np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = np.mean(a, where=finite, dtype=np.float64)
+        if not np.isfinite(mean):  # the sum overflowed (values near the float range): divide first
+            mean = np.sum(a / np.float64(n_finite), where=finite, dtype=np.float64)
         parts.append(f"min {format_value(lo)}  mean {format_value(mean)}  max {format_value(hi)}")
     if n_finite < a.size:
         n_nan = int(np.count_nonzero(np.isnan(a)))
@@ -127,7 +129,7 @@ def tensor_html(t, rows: int = 8, cols: int = 8) -> str:
         facts.append("requires_grad")
     grad = t.grad
     if grad is not None:
-        g = np.asarray(getattr(grad, "data", grad))
+        g = grad if isinstance(grad, np.ndarray) else np.asarray(getattr(grad, "data", grad))  # ndarray or Tensor
         norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64)))) if g.size else 0.0
         facts.append(f"grad {_shape(g.shape)}, ‖grad‖ {format_value(norm)}")
     elif t.requires_grad:
