@@ -4,6 +4,7 @@ SVG, the cost curve as PNG, the stepper, the gradient check, a Tensor and the mo
 by nbconvert and opened in headless Chromium, where both inline backprop steppers step with their buttons and the
 arrow keys without touching each other, and nothing logs an error."""
 import base64
+import html
 import json
 import os
 import re
@@ -87,7 +88,7 @@ def test_every_cell_shows_what_it_should(executed):
         if cell.id not in EXPECTED:
             assert mimes <= {"text/plain"}, (cell.id, mimes)
     # the content, not only the type
-    data_html = cells["data"].outputs[-1].data["text/html"]
+    data_html = html.unescape(cells["data"].outputs[-1].data["text/html"])
     assert "shape (30, 455)" in data_html and "'X'" in data_html   # 80% of 569 tumours, examples as columns
     # the model's total against an independent count of its layers' sizes: 30 -> 8 -> 1
     model_html = cells["model"].outputs[-1].data["text/html"]
