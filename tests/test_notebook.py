@@ -98,6 +98,8 @@ def test_every_cell_shows_what_it_should(executed):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
     svg = cells["graph"].outputs[-1].data["image/svg+xml"]
     assert "<svg" in svg and "layers.0.W" in svg
+    width = float(re.search(r'<svg\b[^>]*?\swidth="([\d.]+)pt"', svg).group(1))
+    assert width <= 720                                             # fits a notebook cell (960 px)
     assert "great" in cells["gradcheck"].outputs[-1].data["text/plain"]
     assert "requires_grad" in cells["weights"].outputs[-1].data["text/html"]
     assert "‖grad‖" in cells["weights"].outputs[-1].data["text/html"]
