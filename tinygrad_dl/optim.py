@@ -179,6 +179,7 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
                                  f"shape {dW.shape}")
             self._update(i, W, dW)
+            p._modified()  # a graph that saved p's old values now refuses to backpropagate through them
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
