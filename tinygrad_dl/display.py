@@ -4,7 +4,8 @@
 Every string that comes from the user (names, op names, module types) is escaped, so a name like `</script>` or
 `<b>` shows as text. The output is bounded: a preview shows at most a corner of the array, whatever its size.
 The HTML has no script and no style sheet (inline styles only), so it survives front ends that sanitize outputs.
-Nothing here imports the engine, the layers or the visualizer: it reads public attributes only.
+Nothing here imports the engine, the layers or the visualizer: it reads a Tensor's public attributes and a
+Module's own registry of children and parameters.
 """
 from __future__ import annotations
 
