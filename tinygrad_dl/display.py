@@ -183,7 +183,8 @@ def module_html(module, max_rows: int = 300) -> str:
                      f'<td style="{_CELL};{style}">{shape}</td><td style="{_CELL};{style}">{dtype}</td>'
                      f'<td style="{_CELL};{style}">{count}</td></tr>')
     if len(rows) > max_rows:
-        lines.append(f'<tr><td style="{_LEFT};{_MUTED}" colspan="4">… {_count(len(rows) - max_rows)} more rows</td></tr>')
+        more = _count(len(rows) - max_rows)
+        lines.append(f'<tr><td style="{_LEFT};{_MUTED}" colspan="4">… {more} more rows</td></tr>')
     lines.append(f'<tr><td style="{_LEFT}"><b>total</b></td><td></td><td></td>'
                  f'<td style="{_CELL}" data-total="{total}"><b>{_count(total)}</b></td></tr>')
     return (f'<div class="tinygrad-dl-module" style="{_BOX}">{head}<table style="{_TABLE}">' + "".join(lines)
