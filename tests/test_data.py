@@ -437,3 +437,13 @@ def test_one_shot_functions_repeat_for_an_int_and_continue_for_a_generator():
         data.split(X, Y, rng=np.random.RandomState(0))
     with pytest.raises(ValueError, match="non-negative"):
         data.augment(X, Y, (8, 8), rng=-1)
+
+
+def test_early_stopping_restore_counts_as_a_change():
+    W = dl.Tensor(np.ones((2, 2)), requires_grad=True)
+    stop = data.EarlyStopping(patience=1)
+    stop.step(1.0, [W])
+    cost = (W * W).sum()
+    stop.restore()
+    with pytest.raises(RuntimeError, match="changed in place"):
+        cost.backward()

@@ -906,3 +906,16 @@ def test_assigning_the_same_parameter_or_module_keeps_its_place():
     assert [n for n, _ in model.named_parameters()] == order
     assert [n for n, _ in net.named_parameters()] == ["body.W", "body.b", "head.W", "head.b"]
     assert [n for n, _ in nn.Dense(2, 1, rng=0).named_parameters()] == ["W", "b"]
+
+
+def test_changing_parameters_by_assignment_or_loading_refuses_a_stale_backward(tmp_path):
+    """A graph that used the old values must not backpropagate after the values changed (any way they change)."""
+    layer = nn.Dense(2, 1, rng=0)
+    path = layer.save(tmp_path / "w.npz")
+    X = np.ones((2, 3))
+    for change in (lambda: setattr(layer, "W", np.zeros((1, 2))), lambda: layer.load(path),
+                   lambda: layer.load_state_dict(layer.state_dict())):
+        cost = F.mse(layer(X), np.zeros((1, 3)))
+        change()
+        with pytest.raises(RuntimeError, match="changed in place"):
+            cost.backward()

@@ -280,6 +280,7 @@ class EarlyStopping:
                                  f"{best.shape}")
         for p, best in zip(targets, self.best_params):
             np.copyto(p.data, best)
+            p._modified()       # new values in place: a graph that used the old ones must not backpropagate
 
     def __repr__(self):
         return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, best_cost={self.best_cost}, "

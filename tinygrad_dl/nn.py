@@ -110,8 +110,9 @@ class Module:
             raise ValueError(f"{where}: parameter {path!r} has shape {old.shape} but the value assigned has shape "
                              f"{arr.shape}; to replace it by a parameter of another shape, assign "
                              f"Tensor(values, requires_grad=True)")
-        old.data = np.array(arr, dtype=old.dtype, copy=True)   # a fresh buffer: a graph that saved the old one is
-        #                                                        unchanged, and the optimizer holds `old` itself
+        # through the .data setter: a change of the parameter, so a graph that used the old values refuses to
+        # backpropagate through them; the optimizer holds `old` itself, so it sees the new values
+        old.data = np.array(arr, dtype=old.dtype, copy=True)
 
     def __delattr__(self, name):
         self._params.pop(name, None)
@@ -218,6 +219,7 @@ class Module:
         for p, arr in checked:
             if p.data.flags.writeable:
                 np.copyto(p.data, arr, casting="unsafe")
+                p._modified()   # new values in place: a graph that used the old ones must not backpropagate
             else:
                 p.data = arr.astype(p.dtype, copy=True)
         return self
@@ -290,6 +292,11 @@ class Module:
             return head + ")"
         lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return head + "\n" + "\n".join(lines) + "\n)"
+
+    def _repr_html_(self):
+        """Jupyter's rich display: the module tree with parameter shapes and counts (display.py)."""
+        from .display import module_html
+        return module_html(self)
 
 
 def _is_new_parameter(value) -> bool:

@@ -203,6 +203,7 @@ class Optimizer:
                 np.add(dW, g, out=g, casting="same_kind")
                 dW = g
             self._update(i, W, dW)
+            p._modified()  # a graph that saved p's old values now refuses to backpropagate through them
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
