@@ -919,3 +919,16 @@ def test_changing_parameters_by_assignment_or_loading_refuses_a_stale_backward(t
         change()
         with pytest.raises(RuntimeError, match="changed in place"):
             cost.backward()
+
+
+def test_in_place_update_of_a_module_parameter_under_no_grad():
+    model = nn.Sequential(nn.Dense(2, 3, rng=0), nn.Tanh(), nn.Dense(3, 1, rng=1))
+    X = np.random.default_rng(0).standard_normal((2, 5))
+    F.mse(model(X), np.zeros((1, 5))).backward()
+    W, W0, dW = model[0].W, model[0].W.data.copy(), model[0].W.grad.copy()
+    order = [n for n, _ in model.named_parameters()]
+    with dl.no_grad():
+        model[0].W -= 0.5 * model[0].W.grad                          # the PyTorch habit
+    assert model[0].W is W and W.creator is None and W.requires_grad
+    assert [n for n, _ in model.named_parameters()] == order
+    np.testing.assert_array_equal(W.data, W0 - 0.5 * dW)
