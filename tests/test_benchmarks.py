@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import baseline, harness as H, workloads as W  # noqa: E402
 from conftest import need_tool  # noqa: E402
+from tinygrad_dl.testing import finite_differences  # noqa: E402
 
 MLPS = list(W.MLP_WORKLOADS)
 OTHERS = ["ours", "ours-ops", "torch", "autograd", "mygrad"]
@@ -30,18 +31,16 @@ def _impl(name):
 
 
 def _finite_difference(problem, eps=1e-6):
-    """Two-sided differences of the baseline's cost with respect to every parameter entry."""
+    """Two-sided differences of the baseline's cost with respect to every parameter entry (the library's one
+    finite-difference routine, on the baseline's own cost)."""
     grads = []
-    for i, p in enumerate(problem.params):
-        g = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            costs = []
-            for sign in (1, -1):
-                params = [q.copy() for q in problem.params]
-                params[i][idx] += sign * eps
-                costs.append(baseline.MLP(W.MLPProblem(**{**problem.__dict__, "params": params})).gradients()[0])
-            g[idx] = (costs[0] - costs[1]) / (2 * eps)
-        grads.append(g)
+    for i in range(len(problem.params)):
+        params = [q.copy() for q in problem.params]        # params[i] is moved in place by finite_differences
+
+        def cost():
+            return baseline.MLP(W.MLPProblem(**{**problem.__dict__, "params": params})).gradients()[0]
+
+        grads.append(finite_differences(cost, params[i], eps))
     return grads
 
 

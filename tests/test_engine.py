@@ -313,7 +313,7 @@ def test_shape_errors_name_the_op_and_the_shapes():
         Tensor(np.ones((3, 4))) @ Tensor(np.ones((5, 2)))
     with pytest.raises(ValueError, match=r"add: shapes \(5, 1\) and \(5,\)"):
         Tensor(np.ones((5, 1))) + np.ones(5)
-    with pytest.raises(ValueError, match=r"mul: cannot combine shapes \(3, 4\) and \(3,\)"):
+    with pytest.raises(ValueError, match=r"mul: cannot broadcast shapes \(3, 4\) and \(3,\).*reshape the 1-D array"):
         Tensor(np.ones((3, 4))) * np.ones(3)
     with pytest.raises(ValueError, match=r"reshape: cannot reshape \(2, 3\)"):
         Tensor(np.ones((2, 3))).reshape(4)
@@ -350,3 +350,205 @@ def test_a_user_primitive_is_checked_by_the_testing_helpers():
 def test_numerical_grad_is_two_sided():
     (g,) = numerical_grad(lambda t: t ** 3, [np.array([2.0])], eps=1e-3)
     assert g[0] == pytest.approx(12.0 + 1e-6, rel=1e-12)  # (2+e)^3-(2-e)^3 / 2e = 12 + e^2
+
+
+# --- a Function instance called twice, values changed under a graph, gradients that do not fit ------------------
+
+class Square(dl.Function):
+    """y = x**2; dy/dx = 2x (written with Tensors, as users write theirs)"""
+
+    def forward(self, x):
+        self.seen = x.copy()  # state kept on the instance: each call must keep its own
+        return x * x
+
+    def backward(self, grad, out, x):
+        return (grad * 2.0 * x,)
+
+
+def test_one_function_instance_called_twice_records_two_nodes():
+    a = Tensor([1.0, -2.0], requires_grad=True)
+    b = Tensor([3.0, 0.5], requires_grad=True)
+    sq = Square()
+    (sq(a) + sq(b)).sum().backward()
+    np.testing.assert_array_equal(a.grad, 2 * a.data)  # d(a^2)/da = 2a, closed form
+    np.testing.assert_array_equal(b.grad, 2 * b.data)
+    c = Tensor([2.0], requires_grad=True)
+    y1 = sq(c)
+    y2 = sq(c * 3.0)
+    assert y1.creator is not y2.creator
+    (y1 + y2).sum().backward()
+    np.testing.assert_allclose(c.grad, 2 * 2.0 + 2 * 9 * 2.0)
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused():
+    W = Tensor(np.ones((2, 2)), requires_grad=True, name="W")
+    X = Tensor(np.arange(4.0).reshape(2, 2))
+    J = (W @ X).sum()
+    J.backward(retain_graph=True)
+    dl.optim.GradientDescent([W], lr=0.1).step()
+    with pytest.raises(RuntimeError, match=r"'W'.*MatMul.*changed in place"):
+        J.backward()
+
+
+@pytest.mark.parametrize("change", ["isub", "data_isub", "data_rebind", "output"])
+def test_values_changed_in_place_after_the_forward_pass_are_detected(change):
+    W = Tensor(np.full((2, 2), 0.5), requires_grad=True, name="W")
+    Z = (W * 3.0).tanh()
+    J = (Z * Z).sum()
+    if change == "isub":
+        with dl.no_grad():
+            W -= 0.1
+    elif change == "data_isub":
+        W.data -= 0.1
+    elif change == "data_rebind":
+        W.data = W.data * 2
+    else:
+        with dl.no_grad():
+            Z *= 2.0  # Tanh's rule uses its output
+    with pytest.raises(RuntimeError, match="changed in place"):
+        J.backward()
+
+
+def test_a_change_to_a_value_no_rule_reads_is_allowed():
+    b = Tensor(np.zeros((2, 1)), requires_grad=True)
+    W = Tensor(np.ones((2, 2)), requires_grad=True)
+    J = (W @ np.ones((2, 3)) + b).sum()  # Add never reads b's values
+    with dl.no_grad():
+        b -= 1.0
+    J.backward()
+    np.testing.assert_array_equal(b.grad, np.full((2, 1), 3.0))
+
+
+def _custom(backward, n_inputs=1):
+    class Custom(dl.Function):
+        def forward(self, *xs):
+            return sum(xs)
+
+    Custom.backward = backward
+    return Custom()
+
+
+def test_a_gradient_that_fits_neither_the_input_nor_a_broadcast_is_refused():
+    x = Tensor(np.ones((3, 2)), requires_grad=True)
+    f = _custom(lambda self, grad, out, x: (Tensor(np.ones((2, 3))),))
+    with pytest.raises(dl.ShapeError, match=r"Custom.backward.*\(2, 3\).*input 0 of shape \(3, 2\)"):
+        f(x).sum().backward()
+    g = _custom(lambda self, grad, out, x: (np.ones((2, 3)),))
+    g.ndarray_backward = True
+    with pytest.raises(dl.ShapeError, match=r"Custom.backward.*\(2, 3\).*\(3, 2\).*input 0"):
+        g(x).sum().backward()
+
+
+def test_backward_return_values_are_checked_with_the_function_and_input_named():
+    x, y = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    bare = _custom(lambda self, grad, out, x: grad * 2.0)  # a bare Tensor for one input is fine
+    bare(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    two = _custom(lambda self, grad, out, a, b: grad)
+    with pytest.raises(TypeError, match=r"Custom.backward returned a single Tensor; it must return a tuple of 2"):
+        two(x, y).sum().backward()
+    many = _custom(lambda self, grad, out, a: (grad, grad))
+    with pytest.raises(TypeError, match=r"returned 2 gradients for its 1 inputs"):
+        many(x).sum().backward()
+    text = _custom(lambda self, grad, out, a: ("oops",))
+    with pytest.raises(TypeError, match=r"gradient for input 0 is a str"):
+        text(x).sum().backward()
+
+
+def test_a_rule_written_on_ndarrays_is_refused_under_create_graph():
+    x = Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    cube = _custom(lambda self, grad, out, a: (grad.data * 3 * a.data ** 2,))
+    cube.forward = lambda a: a ** 3
+    (g,) = dl.grad(cube(x).sum(), [x])  # first order is fine
+    np.testing.assert_allclose(g.data, 3 * x.data ** 2)
+    with pytest.raises(TypeError, match=r"create_graph=True.*second derivative"):
+        dl.grad(cube(x).sum(), [x], create_graph=True)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_the_constant_cache_keeps_the_sign_of_zero_and_nan():
+    x = Tensor(np.array([1.0, -1.0]))
+    np.testing.assert_array_equal(np.signbit((x * -0.0).data), [True, False])
+    np.testing.assert_array_equal((x / 0.0).data, [np.inf, -np.inf])  # +0.0 again, not the cached -0.0
+    np.testing.assert_array_equal(np.signbit((x * 0.0).data), [False, True])
+    np.testing.assert_array_equal(np.signbit((x * -0.0).data), [True, False])
+    assert np.isnan((x + float("nan")).data).all()
+    assert np.isnan((x * float("nan")).data).all()
+
+
+# --- crashes that must be clear errors (or NumPy's answer) ---------------------------------------------------
+
+def test_index_reshape_transpose_stack_edge_cases():
+    t = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    empty = t[[]]
+    assert empty.shape == np.arange(6.0).reshape(3, 2)[[]].shape == (0, 2)
+    (empty.sum() + t[[2, 0]].sum()).backward()
+    np.testing.assert_array_equal(t.grad, [[1, 1], [0, 0], [1, 1]])
+    with pytest.raises(TypeError, match=r"reshape: sizes must be integers, got \(2.9, 12\)"):
+        Tensor(np.ones(24)).reshape(2.9, 12)
+    with pytest.raises(dl.ShapeError, match="transpose: axes"):
+        Tensor(1.0).transpose(0)
+    assert Tensor(1.0).transpose().shape == ()
+    with pytest.raises(dl.ShapeError, match=r"stack: axis 5 is out of range.*\[-3, 2\]"):
+        dl.stack([Tensor(np.ones((2, 2)))] * 2, axis=5)
+    assert dl.stack([Tensor(np.ones((2, 3)))] * 4, axis=-1).shape == np.stack([np.ones((2, 3))] * 4, -1).shape
+
+
+def test_no_grad_decorates_generators_for_their_whole_body():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+
+    @dl.no_grad()
+    def scaled():
+        for k in range(3):
+            yield w * k
+
+    outs = list(scaled())
+    assert [o.requires_grad for o in outs] == [False, False, False]
+    assert dl.is_grad_enabled()
+
+    @dl.no_grad()
+    def echo():
+        got = yield 1
+        return got
+
+    gen = echo()
+    assert next(gen) == 1
+    with pytest.raises(StopIteration) as stop:
+        gen.send("back")
+    assert stop.value.value == "back"
+
+
+def test_one_no_grad_object_entered_from_two_threads():
+    ctx = dl.no_grad()
+    barrier = threading.Barrier(2)
+    errors, states = [], []
+
+    def work():
+        try:
+            with ctx:
+                barrier.wait(timeout=5)
+                states.append(dl.is_grad_enabled())
+                barrier.wait(timeout=5)
+            states.append(dl.is_grad_enabled())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert sorted(states) == [False, False, True, True]
+
+
+# --- error messages that point at the fix --------------------------------------------------------------------
+
+def test_errors_for_none_lists_of_tensors_and_rank_one_broadcasts():
+    W1 = Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(TypeError, match="add: an operand is None"):
+        W1 + None
+    with pytest.raises(TypeError, match=r"dl.stack"):
+        Tensor([W1, W1])
+    with pytest.raises(dl.ShapeError, match=r"add: cannot broadcast shapes \(4, 400\) and \(4,\).*column \(n, 1\)"):
+        Tensor(np.ones((4, 400))) + np.ones(4)

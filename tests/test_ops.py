@@ -161,6 +161,10 @@ DOMAINS = {
     "Exp": unary(ops.Exp),
     "Log": unary(ops.Log, 0.1, 5.0),
     "Tanh": unary(ops.Tanh),
+    "Log1p": unary(ops.Log1p, -0.9, 5.0),
+    "Sin": unary(ops.Sin),
+    "Cos": unary(ops.Cos),
+    "Cast": unary(lambda: ops.Cast(np.float64)),  # float32 inputs come out float64; gradients go back to float32
     "Abs": unary(ops.Abs, avoid=(0.0,)),
     "Maximum": draw_maximum,
     "Where": draw_where,
@@ -205,8 +209,8 @@ def test_float32_in_float32_out(name, data):
     f, inputs = DOMAINS[name](data)
     ts = [dl.Tensor(np.asarray(x, dtype=np.float32), requires_grad=True) for x in inputs]
     out = f(*ts)
-    assert out.dtype == np.float32
-    out.backward(np.ones(out.shape, dtype=np.float32))
+    assert out.dtype == (np.float64 if name == "Cast" else np.float32)
+    out.backward(np.ones(out.shape, dtype=out.dtype))
     for t in ts:
         assert t.grad is not None and t.grad.dtype == np.float32 and t.grad.shape == t.shape
 

@@ -6,25 +6,40 @@ returning one gradient per input. Rules use only operations that Tensors and nda
 for a first-order backward and on Tensors (recording a graph) for grad-of-grad. A gradient may be returned
 shaped like the op's output: `Function` sums broadcast dimensions back to each input's shape.
 
-Defining a class here registers it (`tensor.PRIMITIVES`), and the property tests in tests/test_ops.py then
-require an entry for it in their domain table. The bottom of the file binds the Tensor's operators and methods.
+Subclassing `_Primitive` registers a class (`tensor.PRIMITIVES`), wherever it is defined, and the property tests in
+tests/test_ops.py then require an entry for it in their domain table. The bottom of the file binds the Tensor's
+operators and methods.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
-from .tensor import Function, ShapeError, Tensor, _value
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value
 
 
 class _Primitive(Function):
+    """The base class of the built-in primitives: defining a subclass registers it for the property tests."""
     __slots__ = ()
     ndarray_backward = True  # rules below are written with operations ndarrays and Tensors share
+    __call__ = Function._record  # every call site makes a fresh instance: no reuse check needed
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            PRIMITIVES[cls.__name__] = cls
 
 
 def _check_broadcast(op, a, b):
     """Refuse the rank-1 trap: (n, 1) against (n,) would silently broadcast to (n, n)."""
     if a.ndim != b.ndim and a.ndim and b.ndim and a.shape != b.shape:
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ShapeError(f"{op}: cannot broadcast shapes {a.shape} and {b.shape}; mixing a 1-D array with a 2-D "
+                             f"one is almost always a mistake (reshape the 1-D array to a column (n, 1) or a row "
+                             f"(1, n))") from None
         if shape != a.shape and shape != b.shape:
             raise ShapeError(f"{op}: shapes {a.shape} and {b.shape} would broadcast to {shape}, which is "
                              f"neither; mixing a 1-D array with a 2-D one is almost always a mistake "
@@ -41,6 +56,7 @@ def _mask(condition, like):
 class Add(_Primitive):
     """y = a + b;  dy/da = 1,  dy/db = 1"""
     __slots__ = ()
+    saves_values = False
 
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -54,6 +70,7 @@ class Add(_Primitive):
 class Sub(_Primitive):
     """y = a - b;  dy/da = 1,  dy/db = -1"""
     __slots__ = ()
+    saves_values = False
 
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -96,6 +113,7 @@ class Div(_Primitive):
 class Neg(_Primitive):
     """y = -x;  dy/dx = -1"""
     __slots__ = ()
+    saves_values = False
 
     def forward(self, x):
         return -x
@@ -205,6 +223,62 @@ class Where(_Primitive):
         return (grad * self.cond if need_a else None), (grad * ~self.cond if need_b else None)
 
 
+class Log1p(_Primitive):
+    """y = log(1 + x), accurate for tiny x;  dy/dx = 1 / (1 + x)"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.log1p(x)
+
+    def backward(self, grad, out, x):
+        return (grad / (1.0 + x),)
+
+
+class Sin(_Primitive):
+    """y = sin(x);  dy/dx = cos(x)"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, grad, out, x):
+        return (grad * _unary(Cos, x),)
+
+
+class Cos(_Primitive):
+    """y = cos(x);  dy/dx = -sin(x)"""
+    __slots__ = ()
+
+    def forward(self, x):
+        return np.cos(x)
+
+    def backward(self, grad, out, x):
+        return (-(grad * _unary(Sin, x)),)
+
+
+def _unary(op, x):
+    """A unary primitive on a Tensor (recorded, for grad-of-grad) or straight on an ndarray (first order)."""
+    return op()(x) if isinstance(x, Tensor) else op().forward(x)
+
+
+class Cast(_Primitive):
+    """y = x converted to another float dtype;  dx = dy converted back"""
+    __slots__ = ("dtype",)
+    saves_values = False
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"astype: a Tensor holds floats (float64 or float32), not {self.dtype}; "
+                            f"for integers or booleans use .numpy().astype(...)")
+
+    def forward(self, x):
+        return x.astype(self.dtype)
+
+    def backward(self, grad, out, x):
+        return (Cast(x.dtype)(grad) if isinstance(grad, Tensor) else grad.astype(x.dtype),)
+
+
 # ============================================================ linear algebra
 
 class MatMul(_Primitive):
@@ -247,6 +321,7 @@ def _kept_shape(shape, axes):
 class Sum(_Primitive):
     """y = sum of x over axes;  dy/dx = 1 (the gradient is broadcast back over the summed axes)"""
     __slots__ = ("axis", "keepdims")
+    saves_values = False
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, bool(keepdims)
@@ -284,9 +359,13 @@ class Max(_Primitive):
 class Reshape(_Primitive):
     """y = x viewed with another shape;  dx = dy reshaped back"""
     __slots__ = ("shape",)
+    saves_values = False
 
     def __init__(self, shape):
-        self.shape = tuple(int(n) for n in shape)
+        try:
+            self.shape = tuple(operator.index(n) for n in shape)
+        except TypeError:
+            raise TypeError(f"reshape: sizes must be integers, got {tuple(shape)}") from None
 
     def forward(self, x):
         try:
@@ -301,6 +380,7 @@ class Reshape(_Primitive):
 class Transpose(_Primitive):
     """y = x with its axes permuted;  dx = dy permuted back"""
     __slots__ = ("axes",)
+    saves_values = False
 
     def __init__(self, axes=None):
         self.axes = None if axes is None else tuple(int(a) for a in axes)
@@ -308,7 +388,8 @@ class Transpose(_Primitive):
     def forward(self, x):
         if self.axes is None:
             self.axes = tuple(reversed(range(x.ndim)))
-        elif sorted(a % x.ndim for a in self.axes) != list(range(x.ndim)):
+        elif (len(self.axes) != x.ndim or any(not -x.ndim <= a < x.ndim for a in self.axes)
+              or sorted(a % x.ndim for a in self.axes) != list(range(x.ndim))):
             raise ShapeError(f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
         return x.transpose(self.axes)
 
@@ -319,6 +400,7 @@ class Transpose(_Primitive):
 class BroadcastTo(_Primitive):
     """y = x repeated along broadcast axes to `shape`;  dx = dy summed over them (done by Function)"""
     __slots__ = ("shape",)
+    saves_values = False
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -340,6 +422,8 @@ def _index(index):
     for p in parts:
         if isinstance(p, Tensor):
             p = p.data
+        if isinstance(p, list) and not p:
+            p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
             p = np.asarray(p)
             if p.dtype.kind == "f":
@@ -352,6 +436,7 @@ def _index(index):
 class GetItem(_Primitive):
     """y = x[index];  dx = zeros like x with dy added at index (repeated indices accumulate)"""
     __slots__ = ("index", "fancy")
+    saves_values = False
 
     def __init__(self, index):
         self.index, self.fancy = _index(index)
@@ -366,6 +451,7 @@ class GetItem(_Primitive):
 class Scatter(_Primitive):
     """y = zeros(shape) with x added at index (GetItem's backward);  dx = dy[index]"""
     __slots__ = ("index", "fancy", "shape")
+    saves_values = False
 
     def __init__(self, index, shape):
         self.index, self.fancy = _index(index)
@@ -386,6 +472,7 @@ class Scatter(_Primitive):
 class Concatenate(_Primitive):
     """y = [x1, x2, ...] joined along axis;  dx_i = the slice of dy that x_i filled"""
     __slots__ = ("axis",)
+    saves_values = False
 
     def __init__(self, axis=0):
         self.axis = axis
@@ -453,7 +540,11 @@ def stack(tensors, axis=0):
     ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not ts:
         raise ShapeError("stack: needs at least one tensor")
-    ax = axis % (ts[0].ndim + 1)
+    ndim = ts[0].ndim + 1
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ShapeError(f"stack: axis {axis} is out of range for stacking tensors of shape {ts[0].shape} "
+                         f"(the result has {ndim} dimensions: axis must be in [{-ndim}, {ndim - 1}])")
+    ax = int(axis) % ndim
     return concatenate([t.reshape(t.shape[:ax] + (1,) + t.shape[ax:]) for t in ts], axis=ax)
 
 
@@ -463,6 +554,86 @@ def _mean(self, axis=None, keepdims=False):
     for ax in _axes(axis, self.ndim):
         count *= self.shape[ax]
     return Sum(axis, keepdims)(self) * (1.0 / count)
+
+
+def _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out):
+    """Accept PyTorch's `dim=`/`keepdim=` beside NumPy's `axis=`/`keepdims=`, and NumPy's calling convention
+    (`np.mean(t)` passes dtype= and out=)."""
+    if dim is not None:
+        if axis is not None and axis != dim:
+            raise TypeError(f"{where}: got axis={axis!r} and dim={dim!r}; they are the same argument, pass one")
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    if out is not None:
+        raise TypeError(f"{where}: out= is not supported (a Tensor's result is a new Tensor)")
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise TypeError(f"{where}: dtype={dtype!r}: a Tensor holds floats (float64 or float32)")
+    return axis, bool(keepdims), dtype
+
+
+def _reduction(reduce, where):
+    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, out=None):
+        if dim is None and keepdim is None and dtype is None and out is None:
+            return reduce(self, axis, keepdims)
+        axis, keepdims, dtype = _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out)
+        x = self if dtype is None or np.dtype(dtype) == self.dtype else Cast(dtype)(self)
+        return reduce(x, axis, keepdims)
+    method.__name__ = where
+    method.__doc__ = f"{where} over `axis` (or PyTorch's `dim`); `keepdims` (or `keepdim`) keeps reduced axes as 1."
+    return method
+
+
+def _min(self, axis=None, keepdims=False):
+    """Smallest value over axes: -max(-x); the gradient goes to the minimum (ties split evenly)."""
+    return -Max(axis, keepdims)(-self)
+
+
+def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None):
+    """Variance: sum((x - mean)**2) / (count - ddof), NumPy's default ddof=0 (the course's 1/m). PyTorch's
+    `correction=` is the same as `ddof=` (note torch defaults to 1)."""
+    axis, keepdims, _ = _reduce_args("var", axis, keepdims, dim, keepdim, None, None)
+    if correction is not None:
+        ddof = correction
+    axes = _axes(axis, self.ndim)
+    count = 1
+    for ax in axes:
+        count *= self.shape[ax]
+    d = self - self.mean(axis=axes, keepdims=True)
+    return (d * d).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof) if count > ddof else float("nan"))
+
+
+def _std(self, *args, **kwargs):
+    """Standard deviation: sqrt(var) (same arguments as var)."""
+    return _var(self, *args, **kwargs) ** 0.5
+
+
+def _clip(self, min=None, max=None):
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
+    if min is None and max is None:
+        raise TypeError("clip: give min, max or both")
+    x = self.data
+    outside = np.zeros(x.shape, dtype=bool)
+    if min is not None:
+        outside |= x < min
+    if max is not None:
+        outside |= x > max
+    return Where(~outside)(self, np.clip(x, min, max))
+
+
+def _squeeze(self, axis=None, *, dim=None):
+    """The same values without axes of size 1 (all of them, or the given ones)."""
+    axis = dim if axis is None else axis
+    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim))
+    for ax in axes:
+        if self.shape[ax] != 1:
+            raise ShapeError(f"squeeze: axis {ax} of shape {self.shape} has size {self.shape[ax]}, not 1")
+    return Reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))(self)
+
+
+def _astype(self, dtype):
+    """The values in another float dtype (differentiable; the gradient comes back in this tensor's dtype)."""
+    return self if np.dtype(dtype) == self.dtype else Cast(dtype)(self)
 
 
 def _shape_args(args):
@@ -496,9 +667,21 @@ Tensor.log = lambda self: Log()(self)
 Tensor.tanh = lambda self: Tanh()(self)
 Tensor.abs = lambda self: Abs()(self)
 Tensor.sqrt = lambda self: Pow(0.5)(self)
-Tensor.sum = lambda self, axis=None, keepdims=False: Sum(axis, keepdims)(self)
-Tensor.max = lambda self, axis=None, keepdims=False: Max(axis, keepdims)(self)
-Tensor.mean = _mean
+Tensor.sum = _reduction(lambda x, axis, keepdims: Sum(axis, keepdims)(x), "sum")
+Tensor.max = _reduction(lambda x, axis, keepdims: Max(axis, keepdims)(x), "max")
+Tensor.min = _reduction(_min, "min")
+Tensor.mean = _reduction(_mean, "mean")
+Tensor.var = _var
+Tensor.std = _std
+Tensor.log1p = lambda self: Log1p()(self)
+Tensor.sin = lambda self: Sin()(self)
+Tensor.cos = lambda self: Cos()(self)
+Tensor.__abs__ = lambda self: Abs()(self)
+Tensor.clip = _clip
+Tensor.squeeze = _squeeze
+Tensor.flatten = lambda self: Reshape((self.size,))(self)
+Tensor.clone = lambda self: Mul()(self, 1.0)
+Tensor.astype = _astype
 Tensor.reshape = lambda self, *shape: Reshape(_shape_args(shape))(self)
 Tensor.transpose = lambda self, *axes: Transpose(_shape_args(axes) or None)(self)
 Tensor.T = property(lambda self: Transpose()(self))

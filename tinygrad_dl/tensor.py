@@ -8,9 +8,13 @@ This module knows no derivative: every rule lives in `ops.py`, whose classes als
 from __future__ import annotations
 
 import contextvars
+import copy
 import functools
 import gc
+import inspect
+import math
 import os
+import threading
 import traceback
 
 import numpy as np
@@ -27,24 +31,51 @@ def is_grad_enabled() -> bool:
 
 
 class _SetMode:
-    """Context manager and decorator that switches flags of the per-thread mode on or off."""
+    """Context manager and decorator that switches flags of the per-thread mode on or off.
+
+    One object may be entered from several threads at once (each thread saves its own previous mode), and as a
+    decorator of a generator function it holds while the generator's body runs, not only while it is created."""
 
     def __init__(self, flag: int, on: bool):
-        self.flag, self.on, self._tokens = flag, on, []
+        self.flag, self.on, self._saved = flag, on, threading.local()
 
     def __enter__(self):
         mode = _mode.get()
-        self._tokens.append(_mode.set(mode | self.flag if self.on else mode & ~self.flag))
+        stack = self._saved.__dict__.setdefault("stack", [])
+        stack.append(mode)
+        _mode.set(mode | self.flag if self.on else mode & ~self.flag)
         return self
 
     def __exit__(self, *exc):
-        _mode.reset(self._tokens.pop())
+        _mode.set(self._saved.stack.pop())
         return False
 
     def __call__(self, func):
+        flag, on = self.flag, self.on
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                gen = func(*args, **kwargs)
+                resume, arg = gen.send, None
+                while True:
+                    try:
+                        with _SetMode(flag, on):
+                            value = resume(arg)
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        resume, arg = gen.send, (yield value)
+                    except GeneratorExit:
+                        with _SetMode(flag, on):
+                            gen.close()
+                        raise
+                    except BaseException as exc:  # thrown into us: pass it on, inside the mode
+                        resume, arg = gen.throw, exc
+            return generator
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with type(self)(self.flag, self.on):
+            with _SetMode(flag, on):
                 return func(*args, **kwargs)
         return wrapper
 
@@ -77,20 +108,25 @@ class Tensor:
     are copied, so in-place updates never touch the caller's array).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "_retain", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "creator", "name", "_retain", "_version", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators instead of looping
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
+        elif data is None:
+            raise TypeError("Tensor: data is None (a gradient that was never computed, or a value never set?)")
+        elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flatten_lists(data)):
+            raise TypeError("Tensor: a list of Tensors would cut them from the graph; join them with "
+                            "dl.stack(tensors) (new axis) or dl.concatenate(tensors, axis) instead")
         arr = np.array(data, dtype=dtype, copy=True) if requires_grad else np.asarray(data, dtype=dtype)
         if dtype is None and arr.dtype.kind in "biu":
             arr = arr.astype(np.float64)
         if arr.dtype.kind != "f":
             raise TypeError(f"Tensor: data must be floating point to carry a gradient; got dtype {arr.dtype} "
                             f"(use float64 or float32)")
-        self.data = arr
+        self._data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.creator = None
@@ -101,14 +137,31 @@ class Tensor:
     def _make(data, requires_grad=False, creator=None):
         """Fast internal constructor: `data` is already a float ndarray."""
         t = _new(Tensor)
-        t.data, t.grad, t.requires_grad, t.creator, t.name, t._retain = data, None, requires_grad, creator, None, False
+        t._data, t.grad, t.requires_grad, t.creator, t.name, t._retain = data, None, requires_grad, creator, None, False
         return t
 
+    @property
+    def data(self) -> np.ndarray:
+        """The values (an ndarray). Assigning to it (`t.data = ...`, `t.data -= ...`) counts as a change of the
+        tensor: a graph that saved it refuses to backpropagate through the old values."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+        self._modified()
+
+    def _modified(self):
+        """Record that the values changed in place (optimizers call this after each update)."""
+        global _EDITS
+        _EDITS += 1
+        self._version = _EDITS
+
     # --- plain properties ------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
-    dtype = property(lambda self: self.data.dtype)
+    shape = property(lambda self: self._data.shape)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    dtype = property(lambda self: self._data.dtype)
 
     def __len__(self):
         return len(self.data)
@@ -129,7 +182,17 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same values, cut from the graph (shares memory)."""
-        return Tensor._make(self.data)
+        return Tensor._make(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(t), plt.plot(t), ...: the values (the graph is not followed into NumPy)."""
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+    def tolist(self):
+        """The values as (nested) Python lists of floats."""
+        return self._data.tolist()
 
     def retain_grad(self) -> "Tensor":
         """Keep `.grad` on this intermediate tensor after backward (leaves always keep theirs)."""
@@ -140,14 +203,40 @@ class Tensor:
         extra = f", name={self.name!r}" if self.name else ""
         extra += f", creator={self.creator.name}" if self.creator is not None else ""
         extra += ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
+        body = np.array2string(self._data, precision=4, threshold=20, prefix="Tensor(")
         return f"Tensor({body}, dtype={self.dtype}{extra})"
 
+    # --- in-place updates: the course's `W -= alpha * dW`, under no_grad() -----------------------------
+    def _inplace(self, other, ufunc, symbol):
+        if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
+            if self.creator is None and self.requires_grad:
+                raise RuntimeError(
+                    f"in-place {symbol} on a leaf tensor{_called(self)} that requires grad would be recorded as a new "
+                    f"op and the parameter would stop being a leaf; update it inside `with dl.no_grad():` "
+                    f"(as optimizers do), or change `.data` directly")
+            return NotImplemented  # a recorded tensor: Python falls back to the ordinary operator (a new node)
+        value = _value(other)
+        data = self._data
+        if not data.flags.writeable:
+            raise ValueError(f"in-place {symbol}: the data of this tensor{_called(self)} is read-only")
+        result_shape = np.broadcast_shapes(data.shape, np.shape(value))
+        if result_shape != data.shape:
+            raise ShapeError(f"in-place {symbol}: the right side of shape {np.shape(value)} would change the tensor's "
+                             f"shape {data.shape} to {result_shape}")
+        ufunc(data, value, out=data, casting="same_kind")
+        self._modified()
+        return self
+
+    def __iadd__(self, other): return self._inplace(other, np.add, "+=")
+    def __isub__(self, other): return self._inplace(other, np.subtract, "-=")
+    def __imul__(self, other): return self._inplace(other, np.multiply, "*=")
+    def __itruediv__(self, other): return self._inplace(other, np.true_divide, "/=")
+
     # comparisons are not differentiable: they return plain boolean arrays
-    def __lt__(self, other): return self.data < _value(other)
-    def __le__(self, other): return self.data <= _value(other)
-    def __gt__(self, other): return self.data > _value(other)
-    def __ge__(self, other): return self.data >= _value(other)
+    def __lt__(self, other): return self._data < _value(other)
+    def __le__(self, other): return self._data <= _value(other)
+    def __gt__(self, other): return self._data > _value(other)
+    def __ge__(self, other): return self._data >= _value(other)
     __hash__ = object.__hash__
 
     # --- backward ----------------------------------------------------------------
@@ -166,17 +255,32 @@ class Tensor:
             seen.add(id(g))
             t.grad = g if t.grad is None else t.grad + g
 
+    def _repr_html_(self):
+        """Jupyter's rich display: shape, dtype, name, creator, grad and a bounded preview (display.py)."""
+        from .display import tensor_html
+        return tensor_html(self)
+
 
 _new = object.__new__
 
 
+def _flatten_lists(data):
+    for x in data:
+        if isinstance(x, (list, tuple)):
+            yield from _flatten_lists(x)
+        else:
+            yield x
+
+
 def _value(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 # --- Function: the base class of every primitive ------------------------------------------------------
 
-PRIMITIVES: dict[str, type] = {}  # name -> class, filled as ops.py defines its classes
+PRIMITIVES: dict[str, type] = {}  # name -> class: every subclass of the primitive base class in ops.py
+_EDITS = 0  # counts in-place changes of tensors; a tensor's _version is the count at its last change
+_UNSET = object()
 
 
 class Function:
@@ -188,15 +292,12 @@ class Function:
     Tensor operations on `grad`, `out` and `inputs`, so it is itself differentiable (grad-of-grad).
     Built-in primitives set `ndarray_backward = True`: their rule uses only operations that ndarrays share with
     Tensors, so for a first-order backward it runs directly on ndarrays (one definition, two speeds).
+    An instance may be called more than once: each call records its own node (a copy of the instance).
     """
 
-    __slots__ = ("inputs", "site")
+    __slots__ = ("inputs", "site", "edits")
     ndarray_backward = False
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__module__ == "tinygrad_dl.ops" and not cls.__name__.startswith("_"):
-            PRIMITIVES[cls.__name__] = cls
+    saves_values = True  # False for rules that never read the values of inputs or output (add, reshape, ...)
 
     @property
     def name(self) -> str:
@@ -221,7 +322,13 @@ class Function:
         return cls(**params)(*inputs)
 
     def __call__(self, *inputs):
-        # the hot path of every forward op: kept flat on purpose (one and two inputs without generic loops)
+        """Run the op; an instance already recorded in a graph runs as a fresh copy, so each call is its own node."""
+        fn = self if getattr(self, "inputs", _UNSET) is _UNSET else copy.copy(self)
+        return Function._record(fn, *inputs)
+
+    def _record(self, *inputs):
+        # the hot path of every forward op: kept flat on purpose (one and two inputs without generic loops).
+        # Built-in primitives are always fresh instances, so they call this directly (ops._Primitive).
         try:
             if len(inputs) == 2:
                 a, b = inputs
@@ -231,18 +338,20 @@ class Function:
                 if type(b) is not Tensor:
                     b = _constant(b, a)
                     inputs = a, b
-                data = self.forward(a.data, b.data)
+                data = self.forward(a._data, b._data)
                 needs = a.requires_grad or b.requires_grad
             elif len(inputs) == 1 and type(inputs[0]) is Tensor:
                 x = inputs[0]
-                data = self.forward(x.data)
+                data = self.forward(x._data)
                 needs = x.requires_grad
             else:
                 inputs = _as_tensors(inputs)
-                data = self.forward(*[t.data for t in inputs])
+                data = self.forward(*[t._data for t in inputs])
                 needs = any(t.requires_grad for t in inputs)
         except ShapeError:
             raise
+        except _OperandError as e:
+            raise TypeError(f"{self.name.lower()}: {e}") from None
         except ValueError as e:  # NumPy's broadcasting errors, re-raised in our words
             shapes = " and ".join(str(np.shape(_value(t))) for t in inputs)
             raise ValueError(f"{self.name.lower()}: cannot combine shapes {shapes}: {e}") from None
@@ -253,11 +362,12 @@ class Function:
             self.site = _user_site()
             _check_finite(data, self, "forward value")
         out = _new(Tensor)
-        out.data = data
+        out._data = data
         out.grad = out.name = None
         out._retain = False
         if needs and mode & _GRAD:
             self.inputs = inputs
+            self.edits = _EDITS
             out.requires_grad = True
             out.creator = self
         else:
@@ -281,6 +391,14 @@ def _as_tensors(args) -> tuple:
     return tuple(a if type(a) is Tensor else _constant(a, ref) for a in args)
 
 
+class _GradShapeError(ShapeError):
+    """A rule's gradient that fits neither its input nor a broadcast of it; the engine adds the op's name."""
+
+
+class _OperandError(TypeError):
+    """An operand that cannot become a Tensor; the op that met it adds its name."""
+
+
 _CONSTANTS: dict = {}  # (value, dtype) -> constant Tensor: numbers like 1, 0.5, 1/m recur in every step
 
 
@@ -288,31 +406,43 @@ def _constant(x, ref):
     """Wrap a number or array as a constant Tensor; Python numbers take the dtype of the tensor beside them
     (NumPy 2's rule: a Python float never upcasts float32)."""
     if (type(x) is float or type(x) is int) and ref is not None:
-        key = (x, ref.data.dtype)
-        t = _CONSTANTS.get(key)
-        if t is None:
-            if len(_CONSTANTS) > 4096:
-                _CONSTANTS.clear()
-            arr = np.asarray(x, dtype=ref.data.dtype)
-            arr.flags.writeable = False
-            t = _CONSTANTS[key] = Tensor._make(arr)
-        return t
+        # 0.0 == -0.0 and NaN != NaN: the cache holds only numbers whose equality means identity
+        if x == x and (x != 0 or type(x) is int or math.copysign(1.0, x) > 0):
+            key = (x, ref._data.dtype)
+            t = _CONSTANTS.get(key)
+            if t is None:
+                if len(_CONSTANTS) > 4096:
+                    _CONSTANTS.clear()
+                arr = np.asarray(x, dtype=ref._data.dtype)
+                arr.flags.writeable = False
+                t = _CONSTANTS[key] = Tensor._make(arr)
+            return t
+        return Tensor._make(np.asarray(x, dtype=ref._data.dtype))
+    if x is None:
+        raise _OperandError("an operand is None (a gradient that was never computed, or a value never set?)")
     if isinstance(x, (float, int, np.number)) and not isinstance(x, bool) and ref is not None:
-        return Tensor._make(np.asarray(x, dtype=ref.data.dtype))  # NumPy scalars too (not cached: they vary)
+        return Tensor._make(np.asarray(x, dtype=ref._data.dtype))  # NumPy scalars too (not cached: they vary)
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
-        return Tensor._make(x.astype(ref.data.dtype))  # a mask multiplies in the tensor's dtype
+        return Tensor._make(x.astype(ref._data.dtype))  # a mask multiplies in the tensor's dtype
     return Tensor(x)
 
 
 def sum_to_shape(g, shape):
     """Undo broadcasting: sum a gradient shaped like an op's output back to one input's `shape`.
     Works on ndarrays and on Tensors (the one place broadcasting is undone)."""
-    if g.shape == shape:
+    got = g.shape
+    if got == shape:
         return g
     lead = g.ndim - len(shape)
+    if lead < 0:
+        raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {shape}; it must have "
+                              f"the input's shape (or the output's shape, when the input was broadcast)")
     axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
     g = g.sum(axis=axes, keepdims=True) if axes else g
-    return g.reshape(shape) if lead or g.shape != shape else g
+    if g.shape[lead:] != shape:  # not a broadcast of the input: refuse rather than reshape into a wrong answer
+        raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {shape}; it must have "
+                              f"the input's shape (or the output's shape, when the input was broadcast)")
+    return g.reshape(shape) if lead else g
 
 
 # --- the engine -------------------------------------------------------------------------------------------
@@ -369,12 +499,14 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             if g is None:
                 continue
             inputs = fn.inputs
+            if fn.edits != _EDITS and fn.saves_values:  # something changed in place since fn ran: was it ours?
+                _check_unchanged(fn, t, inputs)
             if create_graph or not fn.ndarray_backward:
                 in_grads = _tensor_rule(fn, g, t, create_graph)
             elif len(inputs) == 2:  # first order: the rule runs directly on ndarrays
-                in_grads = fn.backward(g, t.data, inputs[0].data, inputs[1].data)
+                in_grads = fn.backward(g, t._data, inputs[0]._data, inputs[1]._data)
             else:
-                in_grads = fn.backward(g, t.data, *[x.data for x in inputs])
+                in_grads = fn.backward(g, t._data, *[x._data for x in inputs])
             if owned:
                 owned.discard(id(g))  # a rule may pass g itself on to its inputs: no longer ours to add into
             if hook is not None or mode & _ANOMALY:
@@ -383,7 +515,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
                     hook(t, fn, g, in_grads)
             for x, gx in zip(inputs, in_grads):
                 if gx is not None and x.requires_grad:
-                    xd = x.data
+                    xd = x._data
                     if type(gx) is not np.ndarray or gx.shape != xd.shape or gx.dtype is not xd.dtype:
                         gx = _fit(gx, x)
                     if x in grad_of:
@@ -392,6 +524,9 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
                         grad_of[x] = gx
             if not retain_graph:
                 fn.inputs = None  # release the saved inputs: memory goes back now, a second pass is an error
+    except _GradShapeError as e:
+        i = next((k for k, r in enumerate(in_grads) if r is not None and np.shape(_value(r)) != inputs[k].shape), "?")
+        raise ShapeError(f"{fn.name}.backward {e} (input {i})") from None
     finally:
         _mode.reset(token)
         if collecting:
@@ -401,17 +536,72 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
     return {t: g for t, g in grad_of.items() if t.creator is None or t._retain or t in wanted}
 
 
+def _check_unchanged(fn, out, inputs):
+    """Refuse to backpropagate through values that changed in place after the op saved them."""
+    edits = fn.edits  # a tensor's _version is set only when it changes in place: unchanged tensors have none
+    if getattr(out, "_version", 0) > edits:
+        changed = [(out, "its output")]
+    else:
+        changed = [(x, f"input {i}") for i, x in enumerate(inputs) if getattr(x, "_version", 0) > edits]
+    if changed:
+        x, role = changed[0]
+        raise RuntimeError(
+            f"backward: {role}{_called(x)} of shape {x.shape} of {fn.name} was changed in place (an optimizer step, "
+            f"`-=`, or `.data = ...`) after {fn.name} used it in the forward pass; its gradient would use the new "
+            f"values. Call backward() before changing parameters, or recompute the forward pass after the change")
+
+
+def _called(t) -> str:
+    return f" {t.name!r}" if t.name else ""
+
+
 def _tensor_rule(fn, g, out, create_graph):
     """Run a rule on Tensors: recorded for grad-of-grad, or under no_grad for rules written only for Tensors."""
     raw = fn.backward(g if type(g) is Tensor else Tensor._make(g), out, *fn.inputs)
-    if len(raw) != len(fn.inputs):
-        raise RuntimeError(f"{fn.name}.backward returned {len(raw)} gradients for {len(fn.inputs)} inputs")
+    n = len(fn.inputs)
+    if isinstance(raw, (Tensor, np.ndarray)) or raw is None:
+        if n != 1:
+            raise TypeError(f"{fn.name}.backward returned a single {type(raw).__name__}; it must return a tuple of "
+                            f"{n} gradients, one per input (None for an input that needs none)")
+        raw = (raw,)
+    elif not isinstance(raw, (tuple, list)):
+        raise TypeError(f"{fn.name}.backward must return a tuple of {n} gradients (one per input), "
+                        f"got {type(raw).__name__}")
+    if len(raw) != n:
+        raise TypeError(f"{fn.name}.backward returned {len(raw)} gradients for its {n} inputs; return one per "
+                        f"input, in order (None for an input that needs none)")
+    for i, (r, x) in enumerate(zip(raw, fn.inputs)):
+        if r is None:
+            continue
+        if not isinstance(r, (Tensor, np.ndarray, float, int, np.number)) or isinstance(r, bool):
+            raise TypeError(f"{fn.name}.backward: the gradient for input {i} is a {type(r).__name__}, "
+                            f"expected a Tensor shaped like the input {x.shape} (or like the output)")
+        _check_fits(fn, i, np.shape(_value(r)), x.shape)
+        if create_graph and x.requires_grad and not isinstance(r, Tensor):
+            raise TypeError(f"{fn.name}.backward returned an ndarray for input {i} while create_graph=True: a rule "
+                            f"computed on `.data` (ndarrays) records no graph, so every second derivative through "
+                            f"it would silently be 0. Write the rule with Tensor operations on grad, out and inputs")
+        if create_graph and type(g) is Tensor and g.requires_grad and x.requires_grad and not r.requires_grad:
+            raise TypeError(f"{fn.name}.backward: the gradient for input {i} does not depend on the incoming "
+                            f"gradient (was it computed from `.data`?); under create_graph=True its second "
+                            f"derivatives would silently be 0. Write the rule with Tensor operations on grad, out "
+                            f"and inputs")
     return raw if create_graph else [None if r is None else np.asarray(_value(r)) for r in raw]
+
+
+def _check_fits(fn, i, got, want):
+    """A gradient must be shaped like its input, or like something the input broadcasts to."""
+    if got == want:
+        return
+    lead = len(got) - len(want)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(want, got[lead:])):
+        raise ShapeError(f"{fn.name}.backward returned a gradient of shape {got} for input {i} of shape {want}; "
+                         f"it must have the input's shape (or the output's shape, when the input was broadcast)")
 
 
 def _fit(r, x):
     """Sum one gradient back to its input's shape (undo broadcasting) and give it the input's dtype."""
-    xd = x.data
+    xd = x._data
     if r.shape != xd.shape:
         r = sum_to_shape(r, xd.shape)
     if type(r) is not Tensor:
@@ -434,12 +624,12 @@ def _fit_all(fn, raw, inputs):
 
 def _root_grad(r, g, create_graph):
     if g is None:
-        if r.data.size != 1:
+        if r._data.size != 1:
             raise ValueError(f"backward: the output has shape {r.shape}, not a scalar; pass grad= of that shape "
                              f"(or reduce it first, e.g. cost = loss.mean())")
-        g = np.ones_like(r.data)
+        g = np.ones_like(r._data)
     elif isinstance(g, Tensor):
-        g = g if create_graph else g.data
+        g = g if create_graph else g._data
     else:
         g = np.asarray(g, dtype=r.dtype)
     if g.shape != r.shape:
