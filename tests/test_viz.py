@@ -340,9 +340,9 @@ def test_a_dot_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
     script = f"sleep 300 {quiet} &\necho $! > {pid_file}\nsleep 300 {quiet}"
     monkeypatch.setenv("PATH", fake_dot(tmp_path, script) + os.pathsep + os.environ["PATH"])
     J, _ = logistic_regression()
-    with pytest.raises(viz.GraphvizError, match=r"did not finish laying out \d+ nodes and \d+ edges within 1 s .*"
+    with pytest.raises(viz.GraphvizError, match=r"did not finish laying out \d+ nodes and \d+ edges within 0.5 s .*"
                                                r"max_nodes=.*timeout="):
-        viz.render(J, tmp_path / "g.svg", timeout=1)
+        viz.render(J, tmp_path / "g.svg", timeout=0.5)
     child = int(pid_file.read_text())
     try:
         state = open(f"/proc/{child}/stat").read().split(")")[-1].split()[0]
@@ -350,7 +350,7 @@ def test_a_dot_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
         state = "gone"
     assert state in ("gone", "Z"), f"the child dot started is still running ({state})"
     with pytest.raises(viz.GraphvizError, match="backprop_page"):
-        viz.backprop_page(J, timeout=1)
+        viz.backprop_page(J, timeout=0.5)
 
 
 def test_a_dot_that_crashes_is_a_clear_error(tmp_path, monkeypatch):
