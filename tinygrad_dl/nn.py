@@ -407,8 +407,6 @@ class Dense(Module):
                 if arr.dtype.kind not in "biuf":       # complex, strings, objects: never half-converted
                     raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {arr.dtype}")
                 A_prev = Tensor(arr, dtype=W.dtype)
-        if A_prev.dtype.kind not in "biuf":
-            raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {A_prev.dtype}")
         shape = A_prev.shape
         if len(shape) != 2 or shape[0] != W.shape[1]:
             raise ValueError(f"{self._label()}: expected input of shape ({W.shape[1]}, m) (features as rows, "

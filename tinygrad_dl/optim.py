@@ -184,13 +184,14 @@ class Optimizer:
             dW = p.grad
             if dW is None:
                 continue
-            if isinstance(dW, Tensor):
-                dW = dW.data
-            W = p.data
-            if not isinstance(dW, np.ndarray) or dW.dtype.kind not in "fiu":
-                raise TypeError(f"{type(self).__name__}.step: params[{i}].grad must be an array of floats (or a "
-                                f"Tensor), got {type(dW).__name__}" + (f" of dtype {dW.dtype}"
-                                                                      if isinstance(dW, np.ndarray) else ""))
+            if type(dW) is not np.ndarray or dW.dtype.kind != "f":  # what backward() leaves: checked cheaply
+                if isinstance(dW, Tensor):
+                    dW = dW.data
+                if not isinstance(dW, np.ndarray) or dW.dtype.kind not in "fiu":
+                    raise TypeError(f"{type(self).__name__}.step: params[{i}].grad must be an array of floats (or a "
+                                    f"Tensor), got {type(dW).__name__}" + (f" of dtype {dW.dtype}"
+                                                                          if isinstance(dW, np.ndarray) else ""))
+            W = p._data
             if dW.shape != W.shape:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
                                  f"shape {dW.shape}")
