@@ -1,7 +1,10 @@
 """tinygrad_dl.viz: DOT text (no binary needed), labels checked against course formulas written out in NumPy,
 rendering with Graphviz, the missing-`dot` error, module clusters and the summary of huge graphs."""
+import html
+import json
 import os
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -31,15 +34,16 @@ def logistic_regression(m=3, n_x=2, seed=0, w=None):
 
 
 def node_labels(dot):
-    """{node id: visible label text} parsed from DOT text (HTML-like labels stripped of tags)."""
+    """{node id: visible label text} parsed from DOT text (every label is HTML-like: tags stripped, entities and
+    doubled backslashes undone)."""
     out = {}
     for m in re.finditer(r'^\s*(\w+) \[id="(\w+)"(.*)\]$', dot, flags=re.M):
         rest = m.group(3)
-        lab = re.search(r'label=<(.*)> ', rest) or re.search(r'label="((?:[^"\\]|\\.)*)"', rest)
+        lab = re.search(r'label=<(.*)>(?= \w+=|$)', rest)
         text = lab.group(1) if lab else ""
         text = re.sub(r"<BR/>|</TR>", "\n", text)
-        text = re.sub(r"<[^>]+>", "", text).replace("\\n", "\n")
-        out[m.group(2)] = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+        text = re.sub(r"<[^>]+>", "", text).replace("\\\\", "\\")
+        out[m.group(2)] = html.unescape(text)
     return out
 
 
@@ -50,6 +54,17 @@ def edges(dot):
 def fmt(v):
     s = f"{float(v):.4g}"
     return "0" if s == "-0" else s
+
+
+def numbers(text):
+    """The numbers written in a label, in order."""
+    return [float(x) for x in re.findall(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)", text)]
+
+
+def assert_shown(text, want):
+    """Labels print 4 significant digits: compare what is shown with the oracle to that precision (never the
+    strings, whose last digit can flip with the BLAS kernel)."""
+    np.testing.assert_allclose(numbers(text), np.ravel(want), rtol=1e-3, atol=1e-12)
 
 
 # ---------------------------------------------------------------- DOT text
@@ -101,12 +116,15 @@ def test_values_and_gradients_match_the_course_formulas():
     labels = node_labels(viz.to_dot(J))
     order = toposort([J], include_constants=True)
     lab = {name: labels[f"t{order.index(t[name])}"] for name in ("w", "b", "Z", "A")}
-    assert f"∇ [{fmt(dw[0, 0])}]" in lab["w"] and f"[{fmt(dw[1, 0])}]" in lab["w"]
-    assert f"∇ {fmt(db)}" in lab["b"]
-    assert "∇ [" + " ".join(fmt(v) for v in dZ[0]) + "]" in lab["Z"]
-    assert "[" + " ".join(fmt(v) for v in A[0]) + "]" in lab["A"]
+    for name, value, grad in (("w", w0, dw), ("b", 0.0, db), ("Z", Z, dZ), ("A", A, None)):
+        head, shape_line, rest = lab[name].split("\n", 2)
+        assert head == name and shape_line.startswith(str(t[name].shape))
+        shown_value, _, shown_grad = rest.partition("∇")
+        assert_shown(shown_value, value)
+        if grad is not None:
+            assert_shown(shown_grad, grad)
     Jv = -np.mean(Y * np.log(A) + (1 - Y) * np.log(1 - A))
-    assert fmt(Jv) in labels[f"t{order.index(J)}"]
+    assert_shown(labels[f"t{order.index(J)}"].split("\n", 2)[2].partition("∇")[0], Jv)
     # drawing touched no .grad and kept the graph: an ordinary backward afterwards still works
     assert t["w"].grad is None and t["b"].grad is None
     J.backward()
@@ -121,12 +139,14 @@ def test_big_tensors_are_summarized_with_min_mean_max_norm():
     i = toposort([J], include_constants=True).index(W)
     text = labels[f"t{i}"]
     d = W.data
-    assert f"min {fmt(d.min())}  mean {fmt(d.mean())}  max {fmt(d.max())}" in text
-    assert f"‖·‖ {fmt(np.sqrt((d ** 2).sum()))}" in text
+    value, grad = text.split("\n", 2)[2].split("∇")
+    assert re.fullmatch(r"min \S+  mean \S+  max \S+\n‖·‖ \S+\n", value)
+    assert_shown(value, [d.min(), d.mean(), d.max(), np.sqrt((d ** 2).sum())])
     g = 2 * d
-    assert f"‖·‖ {fmt(np.sqrt((g ** 2).sum()))}" in text.split("∇")[1]
+    assert re.fullmatch(r" min \S+  mean \S+  max \S+\n   ‖·‖ \S+\n?", grad)
+    assert_shown(grad, [g.min(), g.mean(), g.max(), np.sqrt((g ** 2).sum())])
     small = node_labels(viz.to_dot(J, max_elements=20))[f"t{i}"]
-    assert "[" + " ".join(fmt(v) for v in d[0]) + "]" in small
+    assert_shown(small.split("\n", 2)[2].split("∇")[0], d)
 
 
 def test_nan_and_inf_are_flagged_in_red():
@@ -192,7 +212,7 @@ def test_color_by_grad_norm_shows_vanishing_gradients():
     small, big = params[0::2][int(np.argmin(norms))], params[0::2][int(np.argmax(norms))]
     assert max(norms) > 2 * min(norms)
     dot = viz.to_dot(J, color_by="grad_norm", norm_range=(1e-6, 1e6))
-    assert viz._norm_colour(min(norms)) != viz._norm_colour(max(norms))
+    assert viz.dot.norm_colour(min(norms)) != viz.dot.norm_colour(max(norms))
     order = toposort([J], include_constants=True)
 
     def fill(t):
@@ -211,7 +231,7 @@ def test_group_modules_clusters_each_dense_layer():
     dot = viz.to_dot(J, group_modules=True)
     order = toposort([J], include_constants=True)
     for l in range(3):
-        m = re.search(r'subgraph "cluster_layers\.%d" \{(.*?)\n  \}' % l, dot, flags=re.S)
+        m = re.search(r'subgraph cluster_layers_%d \{\n  label=<layers\.%d> (.*?)\n  \}' % (l, l), dot, flags=re.S)
         assert m, f"no cluster for layers.{l}"
         body = m.group(1)
         for suffix in ("W", "b", "Z"):
@@ -286,3 +306,176 @@ def test_draw_graph_returns_a_digraph():
     assert isinstance(g, graphviz.Digraph)
     assert edges(g.source) == edges(viz.to_dot(J))
     assert set(node_labels(g.source)) == set(node_labels(viz.to_dot(J)))
+
+
+# ---------------------------------------------------------------- the package as shipped
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE_FILES = ["tinygrad_dl/viz/page.html", "tinygrad_dl/viz/page.css", "tinygrad_dl/viz/page.js"]
+FROM_WHEEL = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import tinygrad_dl as dl
+from tinygrad_dl import viz
+x = dl.Tensor(np.array([[1.0, -2.0]]), requires_grad=True, name="x")
+J = (x * x).sum()
+page = viz.backprop_page(J, title="from the wheel")
+print(json.dumps({"file": viz.__file__, "html": page.html}))
+"""
+
+
+def test_the_wheel_ships_the_page_files_and_renders_a_page_from_them(tmp_path):
+    """Build the wheel, check the page's .html/.css/.js are inside, and build a page from the unpacked wheel alone
+    (a fresh interpreter in isolated mode, the checkout not on its path)."""
+    import zipfile
+    need_module("hatchling")
+    need_binary("dot")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), ROOT], check=True, capture_output=True, timeout=120)
+    (wheel,) = (tmp_path / "dist").glob("tinygrad_dl-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert set(PAGE_FILES) <= names, sorted(n for n in names if "viz" in n)
+        z.extractall(tmp_path / "site")
+    out = subprocess.run([sys.executable, "-I", "-c", FROM_WHEEL, str(tmp_path / "site")], cwd=tmp_path,
+                         check=True, capture_output=True, text=True, timeout=60)
+    got = json.loads(out.stdout)
+    assert got["file"].startswith(str(tmp_path / "site"))
+    page = got["html"]
+    for name in PAGE_FILES:  # every file's content made it into the page
+        text = open(os.path.join(ROOT, name), encoding="utf-8").read()
+        probe = max((line for line in text.splitlines() if "{{" not in line), key=len).strip()
+        assert probe in page, (name, probe)
+    assert "<svg" in page and "{{" not in page and "from the wheel" in page
+
+
+# ---------------------------------------------------------------- safe to share: hostile names and values
+
+HOSTILE = ["</script><script>window.pwned=1</script>", "<!--SVG-->", "<!--<script>", "C:\\Net\\Go\\", "{{DATA}}",
+           "q\"uote's & <b>bold</b>", "two\nlines \\N \\G \\l", '<img src=x onerror="window.pwned=2">',
+           'x"] evil [label="owned', "mod<1>.W"]
+EVIL_OP = '<<TABLE><TR><TD HREF="javascript:window.pwned=3">click</TD></TR></TABLE>>'
+
+
+class Evil(dl.Function):
+    """y = 2x </script><script>window.pwned=4</script> C:\\Net;  dy/dx = 2"""
+    name = property(lambda self: EVIL_OP)
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad, out, x):
+        return (grad * 2,)
+
+
+def hostile_graph():
+    """Every tensor named with something that means markup, script, a DOT escape or DOT syntax somewhere; an op whose
+    name is an HTML-like label with a javascript: link; a NaN gradient and an infinite one."""
+    ts = [dl.Tensor(np.array([[float(i + 1)]]), requires_grad=True, name=n) for i, n in enumerate(HOSTILE)]
+    z = Evil.apply(ts[0])
+    z.name = '</title></svg><script>window.pwned=5</script><img src=x onerror="window.pwned=7">'
+    total = z
+    for t in ts[1:]:
+        total = total + t
+    nan = dl.Tensor(np.array([[np.nan, 1.0]]), requires_grad=True, name="has NaN")
+    zero = dl.Tensor(np.array([[0.0, 1.0]]), requires_grad=True, name="log(0)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        J = total.sum() + (nan * nan).sum() + zero.log().sum()
+    J.name = "J </script>"
+    return J, ts + [z, nan, zero]
+
+
+LABEL_TAGS = {"TABLE", "TR", "TD", "B", "I", "FONT", "BR"}
+TAG_ATTRS = {"BORDER", "CELLBORDER", "CELLSPACING", "CELLPADDING", "POINT-SIZE", "COLOR"}
+KEYS = {"id", "shape", "style", "fillcolor", "color", "penwidth", "peripheries", "label", "tooltip", "fontsize",
+        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize"}
+
+
+def dot_attributes(text):
+    """Tokenize a DOT attribute list the way Graphviz does (quoted strings with \\" escapes, balanced <...>, bare
+    words); fails if anything is left over, i.e. if a name broke out of its value."""
+    out, pos = [], 0
+    while pos < len(text):
+        m = re.compile(r"\s*(\w+)=").match(text, pos)
+        assert m, f"not an attribute at: {text[pos:pos + 60]!r}"
+        key, pos = m.group(1), m.end()
+        if text[pos] == '"':
+            end = pos + 1
+            while text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append((key, text[pos + 1:end], "quoted"))
+            pos = end + 1
+        elif text[pos] == "<":
+            depth, end = 0, pos
+            while True:
+                depth += {"<": 1, ">": -1}.get(text[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            out.append((key, text[pos + 1:end - 1], "html"))
+            pos = end
+        else:
+            m = re.compile(r"[\w.#-]+").match(text, pos)
+            out.append((key, m.group(0), "bare"))
+            pos = m.end()
+    return out
+
+
+def check_dot_structure(dot):
+    """Every statement is one of ours, every attribute a known key, every label HTML-like markup with our tags only."""
+    lines = dot.strip().splitlines()
+    assert lines[0] == "digraph tinygrad_dl {" and lines[-1] == "}"
+    for line in (ln.strip() for ln in lines[1:-1]):
+        if line == "}" or re.fullmatch(r"subgraph \w+ \{", line):
+            continue
+        m = re.fullmatch(r"(\w+(?: -> \w+)?|node|edge) \[(.*)\]", line)
+        attrs = dot_attributes(m.group(2) if m else line)
+        for key, value, kind in attrs:
+            assert key in KEYS, (key, line[:80])
+            assert (kind == "html") == (key == "label"), (key, kind, line[:80])
+            if kind == "html":
+                for tag, tag_attrs in re.findall(r"</?([A-Za-z-]+)((?:\s+[A-Z-]+=\"[^\"]*\")*)\s*/?>", value):
+                    assert tag in LABEL_TAGS, tag
+                    assert set(re.findall(r"([A-Z-]+)=", tag_attrs)) <= TAG_ATTRS, tag_attrs
+                assert "<" not in re.sub(r"</?[A-Za-z-]+(?:\s+[A-Z-]+=\"[^\"]*\")*\s*/?>", "", value), value
+
+
+def test_hostile_names_stay_text_in_the_dot_text_and_the_picture(tmp_path):
+    J, ts = hostile_graph()
+    title = "<!--TITLE--> C:\\Net </script>"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dot = viz.to_dot(J, title=title, group_modules=True)
+    check_dot_structure(dot)  # (the names' text, "HREF=" and "<script>" included, sits inside values as text)
+    labels = node_labels(dot)
+    order = toposort([J], include_constants=True)
+    for t in ts:
+        assert labels[f"t{order.index(t)}"].split("\n" if "\n" not in t.name else "\n(", 1)[0] == t.name
+    evil = next(i for i, t in enumerate(order) if t.creator is not None and isinstance(t.creator, Evil))
+    assert labels[f"f{evil}"] == EVIL_OP
+    # Graphviz draws each name literally (backslashes included) and the SVG carries it as text
+    need_binary("dot")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        svg_path = viz.render(J, tmp_path / "hostile.svg", title=title, group_modules=True)
+    root = ET.parse(svg_path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in root.iter(ns + "text")]
+    for t in ts:
+        for line in t.name.split("\n"):
+            assert line in texts or any(line in x for x in texts), line
+    assert EVIL_OP in texts and title in texts
+    assert "C:\\Net\\Go\\ (1, 1) float64" in [a.get("{http://www.w3.org/1999/xlink}title") for a in root.iter(ns + "a")]
+    for el in root.iter():
+        assert not any(k.endswith("href") for k in el.attrib), el.attrib  # no link anywhere
+    assert not list(root.iter(ns + "script")) and not list(root.iter(ns + "foreignObject"))
+
+
+def test_control_characters_and_lone_surrogates_are_shown_not_fatal(tmp_path):
+    x = dl.Tensor(np.ones((1, 2)), requires_grad=True, name="bell\x07 tab\t nul\x00 \ud800")
+    J = (x * x).sum()
+    dot = viz.to_dot(J)
+    assert "bell\\\\x07 tab\\\\x09 nul\\\\x00 \ufffd" in dot  # shown as \x07 (its backslash doubled for Graphviz)
+    dot.encode("utf-8")
+    need_binary("dot")
+    texts = [t.text for t in ET.parse(viz.render(J, tmp_path / "ctl")).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    assert "bell\\x07 tab\\x09 nul\\x00 \ufffd" in texts

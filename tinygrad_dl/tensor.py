@@ -255,6 +255,11 @@ class Tensor:
             seen.add(id(g))
             t.grad = g if t.grad is None else t.grad + g
 
+    def _repr_html_(self):
+        """Jupyter's rich display: shape, dtype, name, creator, grad and a bounded preview (display.py)."""
+        from .display import tensor_html
+        return tensor_html(self)
+
 
 _new = object.__new__
 
