@@ -10,7 +10,9 @@ values and gradients are finite and accurate to rounding, with no overflow or di
 - shift by a constant (detached) max before a softmax;
 - feed `log` only safe inputs and choose the clamped value with `where` (no log(0) is ever evaluated);
 - log(1 + x) for small x: `log(1 + x)` carries the gradient 1/(1 + x), exact to rounding, and a constant
-  correction `np.log1p(x) - log(1 + x)` (at most ~1e-16, no gradient) restores the digits that 1 + x rounded away.
+  correction `np.log1p(x) - log(1 + x)` (at most ~1e-16, no gradient) restores the digits that 1 + x rounded away;
+- NaN, +-inf and empty inputs give what PyTorch gives: a comparison is written so that NaN (for which every
+  comparison is false) falls on the branch that carries it through, never on a constant.
 
 Examples are columns: Z, A, Y have shape (n, m) and costs average over the m columns (the last axis).
 
@@ -54,12 +56,10 @@ def _const(cond, a, b, dtype):
     return np.where(cond, dtype.type(a), dtype.type(b))
 
 
-def _examples(A: Tensor, where_: str) -> int:
-    """m, the number of examples: the number of columns (last axis)."""
+def _per_example(A: Tensor) -> float:
+    """1/m, with m the number of examples (columns, the last axis); NaN for m = 0, as a mean over nothing."""
     m = A.shape[-1] if A.ndim else 1
-    if m == 0:
-        raise ValueError(f"{where_}: no examples (shape {A.shape}): the cost averages over m = 0 columns")
-    return m
+    return 1.0 / m if m else np.nan
 
 
 def _target(where_: str, A: Tensor, Y, a_name: str = "A"):
@@ -87,14 +87,13 @@ def _axis(z: Tensor, axis, where_: str) -> int:
         raise ValueError(f"{where_}: axis {axis} is out of range for shape {z.shape}")
     if z.ndim == 0:
         raise ValueError(f"{where_}: needs at least one axis; got a scalar")
-    if z.shape[axis] == 0:
-        raise ValueError(f"{where_}: axis {axis} of shape {z.shape} is empty")
     return int(axis)
 
 
 def _shift(z: Tensor, axis: int) -> np.ndarray:
-    """The max over `axis` as a constant: subtracting it changes no softmax, and no exp can overflow."""
-    return np.max(z.data, axis=axis, keepdims=True)
+    """The max over `axis` as a constant: subtracting it changes no softmax, and no exp can overflow
+    (-inf over an empty axis)."""
+    return np.max(z.data, axis=axis, keepdims=True, initial=-np.inf)
 
 
 def _log1p(x: Tensor) -> Tensor:
@@ -144,9 +143,10 @@ def tanh(z) -> Tensor:
 
 
 def relu(z) -> Tensor:
-    """ReLU(z) = max(0, z) (§2.2), as where(z > 0, z, 0): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink)."""
+    """ReLU(z) = max(0, z) (§2.2), as where(z <= 0, 0, z): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink).
+    NaN is not <= 0: it takes the z side, so relu(NaN) = NaN with slope 1 (as PyTorch)."""
     z = _tensor(z, "relu")
-    return where(z.data > 0, z, 0.0)
+    return where(z.data <= 0, 0.0, z)
 
 
 def leaky_relu(z, alpha=0.01) -> Tensor:
@@ -180,21 +180,34 @@ def log_softmax(z, axis=0) -> Tensor:
     z = _tensor(z, "log_softmax")
     axis = _axis(z, axis, "log_softmax")
     s = z - _shift(z, axis)
+    if s.size == 0:
+        return s  # nothing to normalize (and no log of an empty sum)
     return s - s.exp().sum(axis=axis, keepdims=True).log()
 
 
 def logsumexp(z, axis=0, keepdims=False) -> Tensor:
     """log(sum exp(z)) over `axis` = M + log(sum exp(z - M)) with M = max(z) a constant; exact to rounding even
-    where the result is near 0 (as scipy.special.logsumexp)."""
+    where the result is near 0 (as scipy.special.logsumexp). An all -inf slice gives -inf, one holding +inf
+    gives inf, an empty axis -inf (the log of an empty sum), as PyTorch."""
     z = _tensor(z, "logsumexp")
     axis = _axis(z, axis, "logsumexp")
+    if z.shape[axis] == 0:
+        out = z.sum(axis=axis, keepdims=True) + (-np.inf)
+        return out if keepdims else out.reshape(np.squeeze(out.data, axis=axis).shape)
     M = _shift(z, axis)
+    infinite = np.isinf(M)
+    if infinite.any():
+        M = np.where(infinite, 0.0, M)  # inf - inf would be NaN: an infinite max needs no shift (as PyTorch)
     e = (z - M).exp()
     S = e.sum(axis=axis, keepdims=True)
     # S = 1 + r (the max contributes exp(0) = 1): restore the digits of r that 1 + r rounded away, as _log1p
     r = e.data.copy()
     np.put_along_axis(r, np.argmax(z.data, axis=axis, keepdims=True), 0.0, axis=axis)
-    out = S.log() + (np.log1p(r.sum(axis=axis, keepdims=True)) - np.log(S.data) + M)
+    with np.errstate(divide="ignore"):  # log 0 of an all -inf slice: no correction there (below)
+        correction = np.log1p(r.sum(axis=axis, keepdims=True)) - np.log(S.data)
+    if infinite.any():
+        correction = np.where(infinite, 0.0, correction)  # unshifted, the max did not contribute exactly 1
+    out = S.log() + (correction + M)
     return out if keepdims else out.reshape(np.squeeze(M, axis=axis).shape)
 
 
@@ -204,11 +217,14 @@ def binary_cross_entropy(A, Y) -> Tensor:
     """J = -(1/m) sum(Y log A + (1 - Y) log(1 - A))  (§1.2), A in [0, 1], Y of A's shape (n_y, m).
 
     Each log is clamped at -100 (PyTorch's convention): A = 0 or 1 gives a finite cost and a finite gradient
-    (the clamped side contributes 0 to the gradient). For logits prefer `binary_cross_entropy_with_logits`."""
+    (the clamped side contributes 0 to the gradient). A NaN in A makes the cost and its gradient NaN (PyTorch
+    refuses it). For logits prefer `binary_cross_entropy_with_logits`."""
     A = _tensor(A, "binary_cross_entropy", "A")
     Y = _target("binary_cross_entropy", A, Y)
-    m = _examples(A, "binary_cross_entropy")
+    inv_m = _per_example(A)
     lo, hi = (A.data.min(), A.data.max()) if A.size else (0.5, 0.5)
+    if lo != lo or hi != hi:  # NaN: check the range of the other numbers (NaN itself propagates below)
+        lo, hi = np.fmin.reduce(A.data, axis=None), np.fmax.reduce(A.data, axis=None)
     if lo < 0 or hi > 1:
         raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {lo:g}, max {hi:g}); "
                          f"apply sigmoid first, or use binary_cross_entropy_with_logits(Z, Y)")
@@ -219,22 +235,23 @@ def binary_cross_entropy(A, Y) -> Tensor:
         digits = np.log1p(-A.data) - log_1mA.data if lo < 1e-4 else None
     else:
         log_A, log_1mA = _clamped_log(A), _clamped_log(one_minus_A)
-        ok = one_minus_A.data > _TINY
+        ok = one_minus_A.data > _TINY  # NaN: no correction (its log is NaN already)
         digits = np.where(ok, np.log1p(-np.where(ok, A.data, 0.0)) - log_1mA.data, 0.0)
     # log(1 - A) carries the gradient; a constant adds back the digits 1 - A rounded away (as _log1p), so a tiny
     # A costs -log1p(-A) ~ A rather than 0, like PyTorch
     total = (Y * log_A + (1.0 - Y) * log_1mA).sum()
     if digits is not None:
         total = total + np.asarray(np.sum((1.0 - (Y.data if isinstance(Y, Tensor) else Y)) * digits))
-    return total * (-1.0 / m)
+    return total * -inv_m
 
 
 def _clamped_log(x: Tensor) -> Tensor:
-    """max(log x, -100), never evaluating log(0): where x <= exp(-100) the log sees 1 and `where` picks -100."""
-    ok = x.data > _TINY
-    if ok.all():
+    """max(log x, -100), never evaluating log(0): where x <= exp(-100) the log sees 1 and `where` picks -100.
+    NaN is not <= exp(-100): it reaches the log and stays NaN."""
+    low = x.data <= _TINY
+    if not low.any():
         return x.log()
-    return where(ok, where(ok, x, 1.0).log(), _LOG_FLOOR)
+    return where(low, _LOG_FLOOR, where(low, 1.0, x).log())
 
 
 def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
@@ -243,28 +260,44 @@ def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
     finite Z, and exactly (1/2 - Y)/m at Z = 0 (where logistic regression starts)."""
     Z = _tensor(Z, "binary_cross_entropy_with_logits", "Z")
     Y = _target("binary_cross_entropy_with_logits", Z, Y, "Z")
-    m = _examples(Z, "binary_cross_entropy_with_logits")
+    inv_m = _per_example(Z)
     pos = Z.data >= 0
     e = (Z * _const(pos, -1, 1, Z.dtype)).exp()     # exp(-|Z|), in (0, 1]
     L = (1.0 + e).log()
     correction = np.sum(np.log1p(e.data) - L.data)  # constant: the digits 1 + e rounded away (see _log1p)
     slope = pos.astype(Z.dtype) - Y                 # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)
-    return ((Z * slope + L).sum() + correction) * (1.0 / m)
+    return ((Z * slope + L).sum() + correction) * inv_m
 
 
 def cross_entropy(Z, Y) -> Tensor:
     """Softmax cross-entropy J = -(1/m) sum(Y * log softmax(Z)) over the classes (axis 0) and the m examples.
 
-    Z: logits (n_classes, m). Y: one-hot (n_classes, m), or integer labels of shape (m,). The gradient is
-    (softmax(Z) - Y) / m."""
+    Z: logits (n_classes, m), n_classes >= 2. Y: one-hot (n_classes, m), integer labels of shape (m,), or soft
+    labels (n_classes, m). The gradient is (softmax(Z) - Y) / m. A class with Y = 0 costs nothing (0 log 0 = 0),
+    so a masked logit of -inf is fine where it is not the target (as PyTorch's class-index targets); a Y that
+    requires grad enters as the plain product Y * log softmax(Z) (as PyTorch's probability targets)."""
     Z = _tensor(Z, "cross_entropy", "Z")
     if Z.ndim != 2:
         raise ValueError(f"cross_entropy: Z must be logits of shape (n_classes, m), got shape {Z.shape}")
+    if Z.shape[0] == 0:
+        raise ValueError(f"cross_entropy: Z has shape {Z.shape}, no classes: expected logits of shape "
+                         f"(n_classes, m) with n_classes >= 2")
+    if Z.shape[0] == 1:
+        raise ValueError(f"cross_entropy: Z has shape {Z.shape}, one class: a softmax over one class is always 1 "
+                         f"and its cost always 0; for a yes/no output of shape (1, m) use "
+                         f"binary_cross_entropy_with_logits(Z, Y) on logits (or binary_cross_entropy(A, Y) on "
+                         f"probabilities)")
     Y = _class_targets(Z, Y)
-    m = _examples(Z, "cross_entropy")
     s = Z - _shift(Z, 0)
     log_p = s - s.exp().sum(axis=0, keepdims=True).log()
-    return (Y * log_p).sum() * (-1.0 / m)
+    if isinstance(Y, Tensor):          # a target that needs its own gradient: the plain formula
+        picked = Y * log_p
+    else:                              # pick log p where Y != 0: a -inf next to Y = 0 never meets 0 * -inf
+        nz = Y if Y.dtype == np.bool_ else Y != 0
+        picked = where(nz, log_p, 0.0)
+        if Y.dtype != np.bool_ and not (Y == nz).all():
+            picked = Y * picked        # soft labels (one-hot labels are the picking alone)
+    return picked.sum() * -_per_example(Z)
 
 
 def _class_targets(Z: Tensor, Y):
@@ -284,8 +317,8 @@ def _class_targets(Z: Tensor, Y):
         if m and (y.min() < 0 or y.max() >= n):
             raise ValueError(f"cross_entropy: labels must lie in [0, {n}) for {n} classes; got min {y.min()}, "
                              f"max {y.max()}")
-        one_hot = np.zeros((n, m), dtype=Z.dtype)
-        one_hot[y, np.arange(m)] = 1
+        one_hot = np.zeros((n, m), dtype=np.bool_)
+        one_hot[y, np.arange(m)] = True
         return one_hot
     if y.shape != Z.shape:
         hint = " (integer labels must have shape (m,): use Y.reshape(-1))" if y.shape == (1, m) else ""
@@ -299,9 +332,8 @@ def mse(A, Y) -> Tensor:
     squared error (PyTorch's `mse_loss`); the gradient is 2 (A - Y) / m."""
     A = _tensor(A, "mse", "A")
     Y = _target("mse", A, Y)
-    m = _examples(A, "mse")
     d = A - Y
-    return (d * d).sum() * (1.0 / m)
+    return (d * d).sum() * _per_example(A)
 
 
 def l2_penalty(weights, lambd, m) -> Tensor:

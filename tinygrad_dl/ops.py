@@ -123,7 +123,9 @@ class Neg(_Primitive):
 
 
 class Pow(_Primitive):
-    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)"""
+    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)
+
+    For p = 0 the derivative is 0 everywhere (x**0 = 1), also at x = 0 where p * x**(p - 1) would be 0 * inf."""
     __slots__ = ("p",)
 
     def __init__(self, p):
@@ -133,9 +135,15 @@ class Pow(_Primitive):
         self.p = float(p)
 
     def forward(self, x):
+        if self.p == -0.5:  # 1 / sqrt(x), as PyTorch: NaN at -inf and -inf at -0.0, where pow gives 0 and +inf
+            return 1.0 / np.sqrt(x)
         return x ** self.p
 
     def backward(self, grad, out, x):
+        if self.p == 0.0:  # p * x**(p - 1) would be 0 * inf = NaN at x = 0
+            return (grad * 0.0,)
+        if self.p == 0.5:  # 1 / (2 sqrt(x)) from the output: the signed zero and NaN of sqrt carry over
+            return (grad * 0.5 / out,)
         return (grad * self.p * x ** (self.p - 1.0),)
 
 
@@ -175,18 +183,21 @@ class Tanh(_Primitive):
 
 
 class Abs(_Primitive):
-    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0"""
+    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0 (and at NaN, as in PyTorch)"""
     __slots__ = ()
 
     def forward(self, x):
         return np.abs(x)
 
     def backward(self, grad, out, x):
-        return (grad * np.sign(_value(x)),)
+        xv = _value(x)
+        return (grad * (_mask(xv > 0, out) - _mask(xv < 0, out)),)
 
 
 class Maximum(_Primitive):
-    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)"""
+    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)
+
+    Where a or b is NaN (and so y), both get the whole gradient, as in PyTorch."""
     __slots__ = ()
 
     def forward(self, a, b):
@@ -195,9 +206,11 @@ class Maximum(_Primitive):
         return np.maximum(a, b)
 
     def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
         av, bv = _value(a), _value(b)
-        wa = _mask(av > bv, out) + _mask(av == bv, out) * 0.5
-        return grad * wa, grad * (1.0 - wa)
+        half = _mask(av == bv, out) * 0.5  # written as 1 - [loses] - [tie] / 2 so that NaN (no order) gives 1
+        return ((grad * (1.0 - _mask(av < bv, out) - half) if need_a else None),
+                (grad * (1.0 - _mask(av > bv, out) - half) if need_b else None))
 
 
 class Where(_Primitive):
@@ -335,21 +348,26 @@ class Sum(_Primitive):
 
 
 class Max(_Primitive):
-    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere"""
+    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere
+
+    A slice holding NaN has the max NaN, and its NaN elements share the gradient (as PyTorch's max())."""
     __slots__ = ("axis", "keepdims")
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        if x.size == 0:
-            raise ShapeError("max: cannot take the max of an empty tensor")
         self.axis = _axes(self.axis, x.ndim)
+        empty = [ax for ax in self.axis if x.shape[ax] == 0]
+        if empty:
+            raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
+                             f"(the max of no numbers is undefined)")
         return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
-        hit = _value(x) == _value(out).reshape(kept)
+        xv = _value(x)
+        hit = (xv == _value(out).reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
         share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(_value(out).dtype)
         return (grad.reshape(kept) * share,)
 
@@ -549,11 +567,11 @@ def stack(tensors, axis=0):
 
 
 def _mean(self, axis=None, keepdims=False):
-    """Average over axes: sum * (1 / count)."""
+    """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
     for ax in _axes(axis, self.ndim):
         count *= self.shape[ax]
-    return Sum(axis, keepdims)(self) * (1.0 / count)
+    return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
 
 
 def _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out):
