@@ -52,7 +52,7 @@ def test_dense_computes_the_course_formula():
     layer.b.data[:] = rng.standard_normal((3, 1))
     X = rng.standard_normal((4, 6))
     Z = layer(X)
-    np.testing.assert_array_equal(Z.data, layer.W.data @ X + layer.b.data)
+    np.testing.assert_allclose(Z.data, layer.W.data @ X + layer.b.data, rtol=1e-14, atol=1e-15)
 
 
 def test_dense_wrong_input_message():

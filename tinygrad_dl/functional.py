@@ -385,3 +385,8 @@ def dropout(A, prob=None, /, training=True, rng=None, mask=None, *, keep_prob=No
                 raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
             D = D.astype(bool)
     return A * _const(D, 1.0 / keep, 0, A.dtype)
+
+
+# The activations people reach for as methods (`z.sigmoid()`, `z.relu()`), bound here: they are compositions.
+Tensor.sigmoid = sigmoid
+Tensor.relu = relu

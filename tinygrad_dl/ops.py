@@ -627,16 +627,17 @@ def _std(self, *args, **kwargs):
 
 
 def _clip(self, min=None, max=None):
-    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included) and 0 outside. NaN stays NaN,
+    with gradient 0, as PyTorch's clamp."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     x = self.data
-    outside = np.zeros(x.shape, dtype=bool)
+    inside = np.ones(x.shape, dtype=bool)
     if min is not None:
-        outside |= x < min
+        inside &= x >= min
     if max is not None:
-        outside |= x > max
-    return Where(~outside)(self, np.clip(x, min, max))
+        inside &= x <= max
+    return Where(inside)(self, np.clip(x, min, max))  # np.clip keeps NaN: the value stays NaN
 
 
 def _squeeze(self, axis=None, *, dim=None):
