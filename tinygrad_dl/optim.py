@@ -407,6 +407,9 @@ class Adam(Optimizer):
         return self.beta1, self.beta2
 
     def _update(self, i, W, dW):
+        # in place, in one scratch buffer: on a (784, 64) -> 128 -> 10 step this is 11.10M instructions vs 11.33M for
+        # W -= lr * m_hat / (sqrt(v_hat) + eps) written plainly, and no 800 KB temporaries (1.7-2.1 ms vs 2.2-2.5 ms
+        # per step, one BLAS thread, interleaved runs on a busy 2-core machine)
         m, v, buf = self.m[i], self.v[i], self._buffer(i, W)
         m.update_(dW)
         v.update_(np.multiply(dW, dW, out=buf, casting="same_kind"))
