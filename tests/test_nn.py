@@ -910,12 +910,13 @@ def test_assigning_the_same_parameter_or_module_keeps_its_place():
 
 def test_changing_parameters_by_assignment_or_loading_refuses_a_stale_backward(tmp_path):
     """A graph that used the old values must not backpropagate after the values changed (any way they change)."""
-    layer = nn.Dense(2, 1, rng=0)
+    net = nn.Sequential(nn.Dense(2, 2, rng=1), nn.Tanh(), nn.Dense(2, 1, rng=0))
+    layer = net[2]  # the first layer's gradient reads this layer's W (dA1 = W2.T dZ2)
     path = layer.save(tmp_path / "w.npz")
     X = np.ones((2, 3))
     for change in (lambda: setattr(layer, "W", np.zeros((1, 2))), lambda: layer.load(path),
                    lambda: layer.load_state_dict(layer.state_dict())):
-        cost = F.mse(layer(X), np.zeros((1, 3)))
+        cost = F.mse(net(X), np.zeros((1, 3)))
         change()
         with pytest.raises(RuntimeError, match="changed in place"):
             cost.backward()

@@ -90,6 +90,10 @@ class Mul(_Primitive):
             _check_broadcast("mul", a, b)
         return a * b
 
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
+
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
         return (grad * b if need_a else None), (grad * a if need_b else None)
@@ -103,6 +107,10 @@ class Div(_Primitive):
         if a.shape != b.shape:
             _check_broadcast("div", a, b)
         return a / b
+
+    def _reads(self, out):  # 1/b for a; -(a/b)/b = -out/b for b
+        b = self.inputs[1]
+        return [(b, "input 1")] + [(out, "its output")] * b.requires_grad
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -216,6 +224,7 @@ class Maximum(_Primitive):
 class Where(_Primitive):
     """y = a where cond else b;  dy/da = [cond],  dy/db = [not cond]  (cond is a constant mask)"""
     __slots__ = ("cond",)
+    saves_values = False
 
     def __init__(self, cond):
         cond = np.asarray(_value(cond))
@@ -306,6 +315,10 @@ class MatMul(_Primitive):
             raise ShapeError(f"matmul: cannot multiply {a.shape} by {b.shape}: inner sizes "
                              f"{a.shape[1]} and {b.shape[0]} differ")
         return a @ b
+
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad

@@ -378,6 +378,11 @@ class Function:
     def forward(self, *arrays):
         raise NotImplementedError
 
+    def _reads(self, out) -> list:
+        """The tensors whose values the rule reads, with their role: checked for changes made in place after the
+        forward pass. By default all inputs and the output; primitives that read less say so."""
+        return [(out, "its output")] + [(x, f"input {i}") for i, x in enumerate(self.inputs)]
+
     def backward(self, grad, out, *inputs):
         raise NotImplementedError
 
@@ -536,10 +541,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
 def _check_unchanged(fn, out, inputs):
     """Refuse to backpropagate through values that changed in place after the op saved them."""
     edits = fn.edits  # a tensor's _version is set only when it changes in place: unchanged tensors have none
-    if getattr(out, "_version", 0) > edits:
-        changed = [(out, "its output")]
-    else:
-        changed = [(x, f"input {i}") for i, x in enumerate(inputs) if getattr(x, "_version", 0) > edits]
+    changed = [(x, role) for x, role in fn._reads(out) if getattr(x, "_version", 0) > edits]
     if changed:
         x, role = changed[0]
         raise RuntimeError(
