@@ -4,6 +4,7 @@ the engine's own hook, the last step equal to every leaf's .grad from an ordinar
 formulas written out in NumPy, and no network request."""
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -207,3 +208,195 @@ def test_page_is_self_contained_and_refuses_a_released_graph(tmp_path):
     J.backward()
     with pytest.raises(viz.GraphReleasedError, match="retain_graph=True"):
         viz.backprop_html(J, tmp_path / "q.html")
+
+
+# ---------------------------------------------------------------- safe to share, and inline in a notebook
+
+def console_errors(page):
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors
+
+
+def as_floats(raw):
+    """A data-grad attribute: JSON whose non-finite values are the strings "NaN", "Infinity", "-Infinity"."""
+    return np.array([float(v) for v in json.loads(raw)])
+
+
+@pytest.mark.browser
+def test_hostile_names_and_nan_gradients_cannot_break_the_page(browser, tmp_path):
+    from test_viz import hostile_graph
+    J, named = hostile_graph()
+    title = "<!--TITLE--></title><script>window.pwned=6</script> {{SVG}}"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        page_obj = viz.backprop_page(J, title=title)
+        _, ids, steps, _ = expected_steps(J)
+    text = page_obj.html
+    data = text.split('<script id="steps-data" type="application/json">')[1].split("</script>")[0]
+    assert "<" not in data and "NaN" in data and "Infinity" in data
+    path = page_obj.save(tmp_path / "hostile.html")
+    page = browser.new_page()
+    errors, requests = console_errors(page), []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto("file://" + os.path.abspath(path))
+    assert page.evaluate("window.pwned") is None and page.title() == title
+    assert page.evaluate("document.querySelectorAll('script').length") == 2  # the data and the page's own code
+    n = len(steps) + 1
+    assert int(page.get_attribute("body", "data-nsteps")) == n
+    order = toposort([J], include_constants=True)
+    for k in range(1, n + 1):  # every step is reachable and shows its op's and output's names as text
+        page.keyboard.press("ArrowRight")
+        assert page.get_attribute("body", "data-step") == str(k)
+        if k <= len(steps):
+            out = order[int(steps[k - 1]["out"][1:])]
+            assert page.text_content("#panel h2") == f"Step {k}: {out.creator.name} → {out.name or ids[out]}"
+    leaves = {e.get_attribute("data-name"): as_floats(e.get_attribute("data-grad"))
+              for e in page.query_selector_all(".leaf-grad")}
+    assert set(leaves) == {t.name for t in named if t.creator is None}
+    nan, zero = named[-2], named[-1]
+    np.testing.assert_array_equal(leaves["has NaN"], [np.nan, 2.0])       # d(x²)/dx = 2x, NaN stays NaN
+    np.testing.assert_array_equal(leaves["log(0)"], [np.inf, 1.0])        # d log(x)/dx = 1/x
+    panel = page.text_content("#panel")
+    for t in named:
+        if t.creator is None:
+            assert "d" + t.name in panel  # shown literally, markup and all
+    node_text = page.evaluate("(id) => document.getElementById(id).textContent", ids[nan])
+    assert "has NaN" in node_text and "nan" in node_text
+    evil_op = next(s["op"] for s in steps if s["op"] == "f" + ids[named[len(named) - 3]][1:])
+    assert "<<TABLE><TR><TD HREF=" in page.evaluate("(id) => document.getElementById(id).textContent", evil_op)
+    assert page.evaluate("document.querySelectorAll('svg a[href], svg a[*|href]').length") == 0
+    assert page.evaluate("window.pwned") is None and not errors, errors
+    assert all(u.startswith("file://") for u in requests)
+    page.close()
+
+
+@pytest.mark.browser
+def test_two_inline_pages_in_one_document_step_independently(browser, tmp_path):
+    """What a notebook shows: the inline form of two pages side by side in one document. Each is a sandboxed frame
+    with its own ids and its own arrow keys; stepping one leaves the other alone."""
+    J1, _ = two_layer(seed=1)
+    J2, _ = two_layer(seed=2)
+    first = viz.backprop_page(J1, title="first")
+    second = viz.backprop_html(J2, tmp_path / "second.html", title="second")
+    assert second == str(tmp_path / "second.html") and isinstance(second, str)
+    assert "first" in repr(first) and len(repr(first)) < 200
+    host = tmp_path / "notebook.html"
+    host.write_text("<!DOCTYPE html><html><body><div>cell 1</div>" + first._repr_html_() + "<div>cell 2</div>"
+                    + second._repr_html_() + "</body></html>", encoding="utf-8")
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.goto("file://" + str(host))
+    page.wait_for_function("document.querySelectorAll('iframe').length === 2")
+    frames = [f for f in page.frames if f != page.main_frame]
+    for f in frames:
+        f.wait_for_function("document.body && document.body.dataset.nsteps")
+    f1, f2 = sorted(frames, key=lambda f: f.title())  # "first", "second"
+    assert (f1.title(), f2.title()) == ("first", "second")
+    f1.click("#next")
+    f1.click("#next")
+    assert f1.get_attribute("body", "data-step") == "2" and f2.get_attribute("body", "data-step") == "0"
+    f2.click("#next")  # focus moves into the second frame: the arrow keys now step it only
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert f2.get_attribute("body", "data-step") == "3" and f1.get_attribute("body", "data-step") == "2"
+    active = f2.get_attribute(".node.active", "id")
+    assert active == expected_steps(J2)[2][2]["op"]
+    assert page.evaluate("window.scrollY") == 0  # stepping scrolls the frame's graph pane, not the notebook
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.browser
+def test_each_hostile_name_alone(browser, tmp_path):
+    """One name per page, so that no other name can undo its effect (a later "-->" would close a "<!--")."""
+    page = browser.new_page()
+    errors = console_errors(page)
+    for i, name in enumerate(["<!--<script>x", "<!--SVG-->", "</script><script>window.pwned=1</script>",
+                              "<script>window.pwned=8</script>", "{{DATA}} C:\\Net\\Go\\"]):
+        W = dl.Tensor(np.array([[1.0, -2.0]]), requires_grad=True, name=name)
+        J = (W * W).sum()
+        path = viz.backprop_html(J, tmp_path / f"p{i}.html", title=name)
+        page.goto("file://" + os.path.abspath(path))
+        assert page.get_attribute("body", "data-nsteps") == "3", name
+        assert page.title() == name.replace("\n", " ") and page.evaluate("window.pwned") is None, name
+        page.click("#next")
+        page.click("#next")
+        page.click("#next")
+        assert page.get_attribute(".leaf-grad", "data-name") == name, name
+        np.testing.assert_array_equal(as_floats(page.get_attribute(".leaf-grad", "data-grad")), [2.0, -4.0])
+    assert page.evaluate("window.pwned") is None and not errors, errors
+    page.close()
+
+
+def test_page_data_is_strict_json_that_cannot_end_its_script():
+    """JSON.parse accepts no NaN/Infinity token: non-finite values travel as strings; and no < reaches the <script>."""
+    need_binary("dot")
+    x = dl.Tensor(np.array([[np.nan, 0.0, -0.0, 1.0]]), requires_grad=True, name="</script><!--<script>")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        J = x.log().sum()
+        text = viz.backprop_page(J).html
+
+    def refuse(token):
+        raise AssertionError(f"JSON.parse would reject {token}")
+
+    data = text.split('<script id="steps-data" type="application/json">')[1].split("</script>")[0]
+    parsed = json.loads(data, parse_constant=refuse)
+    assert "<" not in data and parsed["leaves"][0]["name"] == x.name
+    grad = parsed["leaves"][0]["grad"]  # d(log x)/dx = 1/x: NaN at NaN, inf at 0, -inf at -0
+    assert grad == ["NaN", "Infinity", "-Infinity", 1.0]
+    assert text.count("<script") == 2 and text.count("</script>") == 2
+
+
+@pytest.mark.browser
+def test_a_summarised_page_still_steps_through_every_op(browser, tmp_path):
+    """Over max_nodes only the part nearest the output is drawn; every step is still listed and works."""
+    x = dl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True, name="x")
+    y = x
+    for _ in range(60):
+        y = (y * 0.5).tanh()
+    J = y.sum()
+    page_obj = viz.backprop_page(J, max_nodes=20)
+    assert "of 122 tensors drawn" in repr(page_obj)
+    path = page_obj.save(tmp_path / "big.html")
+    _, ids, steps, states = expected_steps(J)
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.goto("file://" + os.path.abspath(path))
+    assert "max_nodes=20" in page.text_content(".note")
+    for k in (1, 5, 60, len(steps)):
+        page.evaluate(f"location.hash = '#step={k}'")
+        page.wait_for_function(f"document.body.dataset.step === '{k}'")
+        drawn = page.evaluate("(id) => !!document.getElementById(id)", steps[k - 1]["op"])
+        assert drawn == (k <= 5)  # the first steps (nearest the output) are drawn
+        assert ("not drawn" in page.text_content("#panel")) == (not drawn)
+        flow = page.query_selector(".flow")
+        np.testing.assert_array_equal(as_floats(flow.get_attribute("data-grad")), steps[k - 1]["flows"][0][2].ravel())
+    page.click("#next")
+    leaf = page.query_selector(".leaf-grad")
+    np.testing.assert_array_equal(as_floats(leaf.get_attribute("data-grad")), states[-1][ids[x]].ravel())
+    assert not errors, errors
+    page.close()
+
+
+def test_page_object_saves_and_shows_inline(tmp_path):
+    """backprop_page() -> BackpropPage (.html, .save, inline display); backprop_html(root, path) -> the path, a str
+    that a notebook also shows as the page; backprop_html(root) -> the BackpropPage."""
+    import html as html_lib
+    need_binary("dot")
+    J, _ = two_layer()
+    page = viz.backprop_page(J, title="two layers")
+    assert isinstance(page, viz.BackpropPage) and page.html.startswith("<!DOCTYPE html>")
+    assert repr(page).startswith("<BackpropPage 'two layers': ") and len(repr(page)) < 120
+    frame = page._repr_html_()
+    m = re.fullmatch(r'<iframe srcdoc="([^"]*)" title="two layers" sandbox="allow-scripts" style="[^"]*"[^>]*>'
+                     r"</iframe>", frame)
+    assert m and html_lib.unescape(m.group(1)) == page.html  # the whole page, self-contained, in one attribute
+    saved = page.save(tmp_path / "sub" / "p.html")
+    assert saved == str(tmp_path / "sub" / "p.html") and open(saved, encoding="utf-8").read() == page.html
+    path = viz.backprop_html(J, tmp_path / "q.html", title="two layers")
+    assert isinstance(path, str) and path == str(tmp_path / "q.html") and os.path.exists(path)
+    assert path._repr_html_() == frame
+    assert isinstance(viz.backprop_html(J, title="two layers"), viz.BackpropPage)
+    with pytest.raises(ValueError, match="max_nodes"):
+        viz.backprop_page(J, max_nodes=1)

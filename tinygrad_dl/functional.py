@@ -30,11 +30,9 @@ Examples are columns: Z, A, Y have shape (n, m) and costs average over the m col
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .init import as_rng
+from . import _checks
 from .ops import where
 from .tensor import Tensor, derived, is_capturing, replayed
 
@@ -83,7 +81,7 @@ def _target(where_: str, A: Tensor, Y, a_name: str = "A"):
 
 
 def _axis(z: Tensor, axis, where_: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+    if not _checks.is_int(axis):
         raise TypeError(f"{where_}: axis must be an int, got {axis!r}")
     if not -z.ndim <= axis < max(z.ndim, 1):
         raise ValueError(f"{where_}: axis {axis} is out of range for shape {z.shape}")
@@ -92,11 +90,26 @@ def _axis(z: Tensor, axis, where_: str) -> int:
     return int(axis)
 
 
-def _keep_prob(keep_prob, where_: str) -> float:
-    if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real) or not 0.0 < keep_prob <= 1.0:
-        raise ValueError(f"{where_}: keep_prob must be a number in (0, 1] (the probability of keeping a unit), "
-                         f"got {keep_prob!r}")
-    return float(keep_prob)
+def _keep_prob(where_: str, positional=None, keep_prob=None, p=None) -> float:
+    """The probability of KEEPING a unit, from exactly one of: `keep_prob=` (the course's name), `p=` (PyTorch's
+    name: the probability of DROPPING a unit, keep_prob = 1 - p) or a value given by position, read as keep_prob.
+    A positional value below 1/2 is refused as ambiguous: keeping fewer than half the units is rare in the course,
+    and `Dropout(0.2)` is how PyTorch asks to drop 20 %."""
+    given = [k for k, v in (("by position", positional), ("keep_prob", keep_prob), ("p", p)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{where_}: give the probability once, as keep_prob= (keep a unit) or p= (drop a unit, "
+                         f"PyTorch's name), not both {' and '.join(given)}")
+    if p is not None:
+        return 1.0 - _checks.number(p, where_, "p", low=0.0, high=1.0, high_open=True,
+                                    expected="a number in [0, 1) (PyTorch's probability of dropping a unit)")
+    if keep_prob is not None:
+        return _checks.probability(keep_prob, where_, "keep_prob")
+    value = _checks.probability(positional, where_, "keep_prob")
+    if value < 0.5:
+        raise ValueError(f"{where_}: {positional!r} given by position is ambiguous: keep_prob={positional!r} (the "
+                         f"course: keep {value:.0%} of units) or PyTorch's p={positional!r} (drop {value:.0%})? "
+                         f"Write keep_prob={positional!r} or p={positional!r}")
+    return value
 
 
 # ============================================================ helpers: values (plain NumPy, called via `derived`)
@@ -249,7 +262,7 @@ def _check_bool_mask(D):
 def _draw_mask(rng, shape, keep_prob):
     """D = rand(shape) < keep_prob, drawn from `rng` (dl.jit's replay draws again, from the same Generator, in
     the same order as eager mode)."""
-    return as_rng(rng, "dropout").random(shape) < keep_prob
+    return _checks.as_rng(rng, "dropout").random(shape) < keep_prob
 
 
 # ============================================================ activations (§1.2, §2.2, §2.3)
@@ -281,8 +294,7 @@ def leaky_relu(z, alpha=0.01) -> Tensor:
     """Leaky ReLU(z) = max(alpha z, z) (§2.2): z * s with the constant slope s = 1 for z > 0, alpha for z <= 0
     (one op; slope alpha at the kink, as PyTorch)."""
     z = _tensor(z, "leaky_relu")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
-        raise ValueError(f"leaky_relu: alpha must be a finite number, got {alpha!r}")
+    alpha = _checks.number(alpha, "leaky_relu", "alpha")
     return z * derived(_leaky_slope, z, float(alpha))
 
 
@@ -464,10 +476,8 @@ def l2_penalty(weights, lambd, m) -> Tensor:
     weights = [_tensor(W, "l2_penalty", "each weight") for W in weights]
     if not weights:
         raise ValueError("l2_penalty: no weights given (pass a list of the W tensors, e.g. model.weights())")
-    if isinstance(lambd, bool) or not isinstance(lambd, numbers.Real) or not (np.isfinite(lambd) and lambd >= 0):
-        raise ValueError(f"l2_penalty: lambd must be a finite number >= 0, got {lambd!r}")
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m <= 0:
-        raise ValueError(f"l2_penalty: m must be the number of examples (an int > 0), got {m!r}")
+    lambd = _checks.nonneg(lambd, "l2_penalty", "lambd")
+    m = _checks.positive_int(m, "l2_penalty", "m (the number of examples)")
     total = None
     for W in weights:
         squares = (W * W).sum()
@@ -477,18 +487,23 @@ def l2_penalty(weights, lambd, m) -> Tensor:
 
 # ============================================================ dropout (§3.1)
 
-def dropout(A, keep_prob, training=True, rng=None, mask=None) -> Tensor:
+def dropout(A, prob=None, /, training=True, rng=None, mask=None, *, keep_prob=None, p=None) -> Tensor:
     """Inverted dropout (§3.1): D = rand(A.shape) < keep_prob; A * D / keep_prob. Identity when not training or
     keep_prob == 1. The mask is a constant (gradient D / keep_prob).
 
-    rng: an np.random.Generator (its stream continues), an int seed (the same mask each call) or None.
+    The probability: `keep_prob=0.8` (the course's: keep 80 % of units) or `p=0.2` (PyTorch's: drop 20 %); a value
+    given by position is keep_prob, and one below 1/2 is refused as ambiguous (`dropout(A, 0.2)`).
+    rng: an np.random.Generator, made once before the training loop (its stream continues: a fresh mask at each
+    call), or None. An int seed is refused: it would draw the same mask at every call.
     mask: a boolean array of A's shape to use instead of drawing one (e.g. a fixed mask for gradient checking)."""
-    keep_prob = _keep_prob(keep_prob, "dropout")
+    keep = _keep_prob("dropout", prob, keep_prob, p)
+    if rng is not None:   # checked on every call, drawn from only when needed (None costs an entropy read)
+        rng = _checks.as_rng(rng, "dropout", per_call=True, what="mask")
     A = _tensor(A, "dropout", "A")
-    if not training or keep_prob == 1.0:
+    if not training or keep == 1.0:
         return A
     if mask is None:
-        D = _draw_mask(rng, A.shape, keep_prob)
+        D = _draw_mask(rng, A.shape, keep)
     else:
         D = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
         if D.shape != A.shape:
@@ -497,4 +512,9 @@ def dropout(A, keep_prob, training=True, rng=None, mask=None) -> Tensor:
             if D.dtype.kind not in "biuf":
                 raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
             D = derived(_check_bool_mask, D)
-    return A * derived(_const, D, 1.0 / keep_prob, 0, A.dtype)
+    return A * derived(_const, D, 1.0 / keep, 0, A.dtype)
+
+
+# The activations people reach for as methods (`z.sigmoid()`, `z.relu()`), bound here: they are compositions.
+Tensor.sigmoid = sigmoid
+Tensor.relu = relu

@@ -90,6 +90,10 @@ class Mul(_Primitive):
             _check_broadcast("mul", a, b)
         return a * b
 
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
+
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
         return (grad * b if need_a else None), (grad * a if need_b else None)
@@ -103,6 +107,10 @@ class Div(_Primitive):
         if a.shape != b.shape:
             _check_broadcast("div", a, b)
         return a / b
+
+    def _reads(self, out):  # 1/b for a; -(a/b)/b = -out/b for b
+        b = self.inputs[1]
+        return [(b, "input 1")] + [(out, "its output")] * b.requires_grad
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -216,6 +224,7 @@ class Maximum(_Primitive):
 class Where(_Primitive):
     """y = a where cond else b;  dy/da = [cond],  dy/db = [not cond]  (cond is a constant mask)"""
     __slots__ = ("cond",)
+    saves_values = False
 
     def __init__(self, cond):
         cond = np.asarray(_value(cond))
@@ -306,6 +315,10 @@ class MatMul(_Primitive):
             raise ShapeError(f"matmul: cannot multiply {a.shape} by {b.shape}: inner sizes "
                              f"{a.shape[1]} and {b.shape[0]} differ")
         return a @ b
+
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -627,21 +640,22 @@ def _std(self, *args, **kwargs):
 
 
 def _clip(self, min=None, max=None):
-    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included) and 0 outside. NaN stays NaN,
+    with gradient 0, as PyTorch's clamp."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     inside, clipped = derived(_clip_values, self, min, max)
-    return Where(inside)(self, clipped)
+    return Where(inside)(self, clipped)  # np.clip keeps NaN: the value stays NaN
 
 
 def _clip_values(x, min, max):
-    """[min <= x <= max] (True at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
-    outside = np.zeros(x.shape, dtype=bool)
+    """[min <= x <= max] (False at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
+    inside = np.ones(x.shape, dtype=bool)
     if min is not None:
-        outside |= x < min
+        inside &= x >= min
     if max is not None:
-        outside |= x > max
-    return ~outside, np.clip(x, min, max)
+        inside &= x <= max
+    return inside, np.clip(x, min, max)
 
 
 def _squeeze(self, axis=None, *, dim=None):
