@@ -166,12 +166,13 @@ def test_the_programs_cover_every_primitive():
 
 # ============================================================ random networks of the library
 
-OPTIMIZERS = {
-    "gd": lambda p, lr: dl.optim.GradientDescent(p, lr=lr),
-    "momentum": lambda p, lr: dl.optim.Momentum(p, lr=lr, beta=0.9),
-    "momentum_bc": lambda p, lr: dl.optim.Momentum(p, lr=lr, beta=0.8, bias_correction=True),
-    "rmsprop": lambda p, lr: dl.optim.RMSprop(p, lr=lr),
-    "adam": lambda p, lr: dl.optim.Adam(p, lr=lr),
+OPTIMIZERS = {   # each optimizer of dl.optim; `model` is passed so that weight decay knows the W's
+    "gd": lambda model, lr: dl.optim.GradientDescent(model, lr=lr),
+    "sgd_decay": lambda model, lr: dl.optim.SGD(model, lr=lr, weight_decay=0.01),
+    "momentum": lambda model, lr: dl.optim.Momentum(model, lr=lr, beta=0.9),
+    "momentum_bc": lambda model, lr: dl.optim.Momentum(model, lr=lr, beta=0.8, bias_correction=True),
+    "rmsprop": lambda model, lr: dl.optim.RMSprop(model, lr=lr, weight_decay=0.1),
+    "adam": lambda model, lr: dl.optim.Adam(model, lr=lr),
 }
 SCHEDULES = {
     None: lambda lr0, epoch: lr0,
@@ -218,7 +219,7 @@ def build(net):
     if net["loss"] == "bce":
         layers.append(nn.Sigmoid())
     model = nn.Sequential(*layers)
-    opt = OPTIMIZERS[net["optimizer"]](model.parameters(), net["lr"])
+    opt = OPTIMIZERS[net["optimizer"]](model, net["lr"])
 
     def step(X, Y):
         if net["zero_grad"]:
@@ -249,11 +250,8 @@ def batch(net, k):
 
 
 def optimizer_state(opt):
-    out = []
-    for name in ("v", "s", "m"):
-        for avg in getattr(opt, name, []):
-            out.append((avg.t, avg.raw))
-    return out
+    """Everything the optimizer keeps (its state_dict: lr, settings, averages and their step counts)."""
+    return sorted(opt.state_dict().items())
 
 
 @given(net=networks())
@@ -273,9 +271,9 @@ def test_random_networks_train_bit_for_bit(net):
         for (name, p), q in zip(m1.named_parameters(), m2.parameters()):
             assert_same(p.data, q.data, f"step {k}: {name}")
             assert_same(p.grad, q.grad, f"step {k}: {name}.grad")
-        for (t1, a1), (t2, a2) in zip(optimizer_state(o1), optimizer_state(o2)):
-            assert t1 == t2
-            assert_same(a1, a2, f"step {k}: optimizer state")
+        for (n1, a1), (n2, a2) in zip(optimizer_state(o1), optimizer_state(o2)):
+            assert n1 == n2
+            assert_same(a1, a2, f"step {k}: optimizer state {n1}")
         for l1, l2 in zip(m1.layers, m2.layers):
             if isinstance(l1, nn.Dropout):
                 assert_same(l1.mask, l2.mask, f"step {k}: dropout mask")
