@@ -722,3 +722,27 @@ def test_a_program_too_long_runs_eagerly():
     assert same(x.grad, np.full(3, 0.5 ** 50)) and f.cache_info().eager == 1
     with pytest.raises(ValueError, match="max_statements"):
         dl.jit(chain, max_statements=0)
+
+
+def test_the_main_job_with_jit_gives_the_same_run(tmp_path):
+    """examples/deep_network.py --jit: the same costs and accuracies as without, the step replayed."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from conftest import need_module
+    need_module("sklearn")
+    need_module("matplotlib")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", PATH="")   # (no dot: a quicker run)
+    results = []
+    for flags in ([], ["--jit"]):
+        proc = subprocess.run([sys.executable, os.path.join(root, "examples", "deep_network.py"), "--quick",
+                               "--out", str(tmp_path / ("jit" if flags else "eager")), *flags],
+                              capture_output=True, text=True, env=env, timeout=300, cwd=root)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1][len("RESULT "):]))
+        if flags:
+            assert "replays=59" in proc.stdout
+    results[0].pop("train_seconds"), results[1].pop("train_seconds")
+    assert results[0] == results[1]

@@ -114,12 +114,15 @@ def _keep_prob(where_: str, positional=None, keep_prob=None, p=None) -> float:
 
 # ============================================================ helpers: values (plain NumPy, called via `derived`)
 # Each is a pure function of its arguments; the ones named _check_* refuse bad values (and so always run, even where
-# their result is not needed).
+# their result is not needed). `outputs` names their results in dl.jit's source.
 
 def _const(cond, a, b, dtype):
     """The constant array `a where cond else b` in `dtype` (one allocation; 0-d arrays are NumPy's fastest
     scalars here)."""
     return np.where(cond, np.asarray(a, dtype), np.asarray(b, dtype))
+
+
+_const.outputs = ("scale",)
 
 
 def _pos_and_sign(z):
@@ -129,9 +132,15 @@ def _pos_and_sign(z):
     return pos, np.where(pos, np.asarray(-1, z.dtype), np.asarray(1, z.dtype))
 
 
+_pos_and_sign.outputs = ("pos", "sign")
+
+
 def _as_float(mask, dtype):
     """A boolean mask as 0.0 / 1.0 in `dtype`."""
     return mask.astype(dtype)
+
+
+_as_float.outputs = ("step",)
 
 
 def _float_minus(mask, y):
@@ -139,9 +148,15 @@ def _float_minus(mask, y):
     return mask.astype(y.dtype) - y
 
 
+_float_minus.outputs = ("slope",)
+
+
 def _leaky_slope(z, alpha):
     """1 where z > 0, alpha elsewhere (NaN included), in z's dtype."""
     return np.where(z > 0, z.dtype.type(1), z.dtype.type(alpha))
+
+
+_leaky_slope.outputs = ("slope",)
 
 
 def _max_shift(z, axis):
@@ -150,9 +165,15 @@ def _max_shift(z, axis):
     return np.max(z, axis=axis, keepdims=True, initial=-np.inf)
 
 
+_max_shift.outputs = ("shift",)
+
+
 def _finite(M):
     """M with its infinities replaced by 0: inf - inf would be NaN, and an infinite max needs no shift."""
     return np.where(np.isinf(M), 0.0, M)
+
+
+_finite.outputs = ("finite_shift",)
 
 
 def _log1p_digits(x, L):
@@ -160,9 +181,15 @@ def _log1p_digits(x, L):
     return np.log1p(x) - L
 
 
+_log1p_digits.outputs = ("digits",)
+
+
 def _sum_log1p_digits(x, L):
     """The sum of np.log1p(x) - log(1 + x), as a 0-d array in x's dtype."""
     return np.asarray(np.sum(np.log1p(x) - L), dtype=x.dtype)
+
+
+_sum_log1p_digits.outputs = ("digits",)
 
 
 def _lse_correction(z, e, S, M, axis):
@@ -174,6 +201,9 @@ def _lse_correction(z, e, S, M, axis):
     with np.errstate(divide="ignore"):  # log 0 of an all -inf slice: no correction there (below)
         correction = np.log1p(r.sum(axis=axis, keepdims=True)) - np.log(S)
     return np.where(infinite, 0.0, correction) + np.where(infinite, 0.0, M)
+
+
+_lse_correction.outputs = ("correction",)
 
 
 def _check_probabilities(A):
@@ -188,6 +218,9 @@ def _check_probabilities(A):
         raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {a:g}, max {b:g}); "
                          f"apply sigmoid first, or use binary_cross_entropy_with_logits(Z, Y)")
     return lo, hi
+
+
+_check_probabilities.outputs = ("lo", "hi")
 
 
 def _plain_bce(lo, hi) -> bool:
@@ -208,6 +241,9 @@ def _bce_safe(A, Y, lo, hi):
             np.where(low_1mA, one(0), 1.0 - Y))
 
 
+_bce_safe.outputs = ("C0", "C1", "Y_safe", "one_minus_Y")
+
+
 def _bce_correction(A, Y, log_1mA, lo, hi):
     """What the general form adds to sum(Y log A + (1 - Y) log(1 - A)): -100 for each clamped log, and the digits
     log1p(-A) - log(1 - A) that 1 - A rounded away (as _log1p); exactly 0 where the plain formula applies."""
@@ -222,6 +258,9 @@ def _bce_correction(A, Y, log_1mA, lo, hi):
     return np.asarray(total, dtype=A.dtype)
 
 
+_bce_correction.outputs = ("correction",)
+
+
 def _bce_digits(A, Y, log_1mA, lo, hi):
     """The digits correction alone (for the form that clamps with `where`); exactly 0 where the plain formula
     applies."""
@@ -232,12 +271,18 @@ def _bce_digits(A, Y, log_1mA, lo, hi):
     return np.asarray(np.sum((1.0 - Y) * digits), dtype=A.dtype)
 
 
+_bce_digits.outputs = ("digits",)
+
+
 def _check_whole_labels(y, expected):
     """Refuse 1-D labels that are not whole numbers; returns them as int64."""
     if not np.all(np.isfinite(y) & (y == np.round(y))):
         raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected} "
                          f"(1-D labels must be whole numbers)")
     return y.astype(np.int64)
+
+
+_check_whole_labels.outputs = ("labels",)
 
 
 def _check_one_hot(y, n):
@@ -251,11 +296,17 @@ def _check_one_hot(y, n):
     return one_hot
 
 
+_check_one_hot.outputs = ("one_hot",)
+
+
 def _check_bool_mask(D):
     """A 0/1 mask as booleans (anything else refused)."""
     if not np.isin(D, (0, 1)).all():
         raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
     return D.astype(bool)
+
+
+_check_bool_mask.outputs = ("D",)
 
 
 @replayed

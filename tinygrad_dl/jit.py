@@ -196,7 +196,8 @@ def _public_name(obj):
 class _Stmt:
     """One line of the program: tokens (text, _Sym, or _Const), the _Syms it defines and uses, and its kind:
     "arith" (an operator or ufunc), "pure" (another NumPy call), "alloc" (depends on shapes only), "asarray" (the
-    engine's np.asarray of a NumPy scalar: kept, as a scalar and a 0-d array do not give the same NaN), "derived" (a pure function of values), "check" (one that may raise),
+    engine's np.asarray of a NumPy scalar: kept, as a scalar and a 0-d array do not give the same NaN),
+    "derived" (a pure function of values), "check" (one that may raise),
     "mutate" (in place on `target`), "input" (an argument or a leaf read), "effect" (a Function's own method),
     "escape" (a replayed call, a .grad write, the return: what it uses leaves the program)."""
 
@@ -699,7 +700,8 @@ class _Capture:
             return out
         name = _public_name(fn)
         func = [name] if name else [self.b.const(fn, getattr(fn, "__name__", "f"))]
-        syms = [self.b.new(o, "m") for o in outs]
+        names = getattr(fn, "outputs", None) or ["mask" if _public_name(fn) else "m"] * len(outs)
+        syms = [self.b.new(o, name) for o, name in zip(outs, names)]
         lhs = []
         for i, s in enumerate(syms):
             lhs += ([", "] if i else []) + [s]
@@ -1026,7 +1028,7 @@ class _Program:
         self.leaf_checks = [(t, t._data, t._data.shape, t._data.dtype, t.requires_grad) for t in cap.leaves.values()]
         b = cap.b
         ret = _Stmt(["return "] + result_tokens, [], [t for t in result_tokens if type(t) is _Sym], "escape")
-        stmts = _dead_code(_fold(b.stmts + [ret], b))
+        stmts = _inline_transposes(_dead_code(_fold(b.stmts + [ret], b)))
         taken, counters, ns = {"np"}, collections.Counter(), {"np": np}
         # the arguments: an array is used as it is; a tensor argument is passed itself (its `.grad` is written)
         params, head, tensor_args = [], [], {}
@@ -1059,23 +1061,27 @@ class _Program:
         for i, st in enumerate(stmts):
             for sym in st.defs:
                 dying[last_use.get(id(sym), i)].add(sym.name)
-        lines = []
+        lines, shown = [], []
         for i, st in enumerate(stmts):
-            lines.append("    " + "".join(t if type(t) is str else t.name for t in st.tokens))
+            line = "    " + "".join(t if type(t) is str else t.name for t in st.tokens)
+            lines.append(line)
+            shown.append(line)
             if dying.get(i) and i < len(stmts) - 1:  # free each value after its last use, as eager mode does
                 lines.append("    del " + ", ".join(sorted(dying[i])))
         name = _identifier(fn_name)
         consts = [f"{c.name} = {_describe(c.obj)}" for c in b.consts.values()
                   if isinstance(c.obj, np.ndarray) and c.name in ns and (c.obj.ndim == 0 or c.obj.size and
                                                                          np.all(c.obj == c.obj.flat[0]))]
-        text = [f"def {name}({', '.join(params)}):"] + lines
+        head = [f"def {name}({', '.join(params)}):"]
         if consts:
-            text.insert(0, "# constants: " + ", ".join(consts))
-        self.source = "\n".join(text) + "\n"
+            head.insert(0, "# constants: " + ", ".join(consts))
+        code = "\n".join(head + lines) + "\n"
+        # what `source` shows: the same statements, without the `del` lines that free each value after its last use
+        self.source = "\n".join(head + shown) + "\n"
         filename = f"<dl.jit {name} #{next(_programs)}>"
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
-        exec(compile(self.source, filename, "exec"), ns)  # noqa: S102 - the program written above
-        self.fn = ns[name]
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        exec(compile(code, filename, "exec"), ns)  # noqa: S102 - the program written above
+        self.code, self.fn = code, ns[name]
         self.n_statements = sum(1 for line in lines if not line.lstrip().startswith("del "))
 
     def holds(self) -> bool:
@@ -1181,6 +1187,30 @@ def _fold(stmts, b):
             continue
         out.append(st)
     return out
+
+
+def _inline_transposes(stmts):
+    """`t = A1.T` used once, by a later statement, is written inside it (dW2 = dZ2 @ A1.T): a view, no computation,
+    so nothing changes but the reading (and one assignment fewer)."""
+    users = _users(stmts)
+    drop = set()
+    for i, st in enumerate(stmts):
+        if st.kind != "pure" or len(st.defs) != 1 or st.tokens[2:] != [st.tokens[2], ".T"] or len(st.tokens) != 4:
+            continue
+        t, x = st.defs[0], st.tokens[2]
+        use = users.get(id(t), [])
+        if len(use) != 1 or use[0].kind == "mutate" or (type(x) is _Sym and any(
+                u.kind == "mutate" and u.target is x for u in stmts[i + 1:stmts.index(use[0])])):
+            continue
+        consumer = use[0]
+        tokens = []
+        for tok in consumer.tokens:
+            tokens += [x, ".T"] if tok is t else [tok]
+        consumer.tokens = tokens
+        consumer.uses = [u for u in consumer.uses if u is not t] + (
+            [x] if type(x) is _Sym and not any(u is x for u in consumer.uses) else [])
+        drop.add(id(st))
+    return [st for st in stmts if id(st) not in drop]
 
 
 def _dead_code(stmts):
