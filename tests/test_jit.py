@@ -746,3 +746,40 @@ def test_the_main_job_with_jit_gives_the_same_run(tmp_path):
             assert "replays=59" in proc.stdout
     results[0].pop("train_seconds"), results[1].pop("train_seconds")
     assert results[0] == results[1]
+
+
+def test_two_backward_passes_through_one_graph_and_a_gradient_given():
+    def body(model, opt, X, Y):
+        opt.zero_grad()
+        Z = model(X)
+        J = F.binary_cross_entropy_with_logits(Z, Y)
+        J.backward(retain_graph=True)
+        (Z * Z).sum().backward()                   # a second pass through the same graph
+        model(X).backward(np.full((1, 5), 0.5))    # a non-scalar output with its gradient given
+        opt.step()
+        return J.detach()                          # (J's own graph is still alive: retain_graph above)
+    a, b = twins(body)
+    for k in range(4):
+        X, Y = data(k)
+        assert_same(a[2](X, Y).data, b[2](X, Y).data, f"call {k}")
+        assert_twins_equal(a, b)
+    assert b[2].cache_info().replays == 3
+
+
+def test_threads_capture_and_replay_their_own_steps():
+    import threading
+    results = {}
+
+    def train(name):
+        a, b = twins(standard, seed=len(name))
+        for k in range(6):
+            X, Y = data(k)
+            a[2](X, Y), b[2](X, Y)
+        ok = all(same(p.data, q.data) for p, q in zip(a[0].parameters(), b[0].parameters()))
+        results[name] = ok, b[2].cache_info().replays
+    threads = [threading.Thread(target=train, args=(f"t{i}" * (i + 1),)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(ok and replays == 5 for ok, replays in results.values()) and len(results) == 3, results

@@ -14,22 +14,24 @@
 
 Design. Define-by-run stays the definition of everything: the first call of a step (per shape, dtype and mode)
 runs eagerly while a recorder watches it (a flag the engine tests once per op). Each primitive's own `forward`
-and ndarray backward rule are run once more on stand-ins of their arrays, which write down the NumPy statements
+and ndarray backward rule run once more on stand-ins of their arrays (_Sym), which write down the NumPy statements
 they execute; the backward pass is laid out in the engine's own order (its topological sort, its reduction of
-broadcast gradients, its order of adding contributions); `.grad` is written as `Tensor.backward` writes it. The
-statements become one Python function: the replay. Every traced value is compared byte for byte with what the
-eager pass computed before the program is kept. Masks, shifts and checks that compositions compute from values
-are `derived` calls, which the replay repeats on the new values; an optimizer's `step` and `zero_grad`, and a
-dropout mask drawn from a Generator, are `replayed` calls, which the replay makes again in the same order.
-Parameters are read from their tensors at every replay (updated in place or rebound with `.data = ...`).
+broadcast gradients, its order of adding contributions), and `.grad` is written as `Tensor.backward` writes it.
+Every traced value is compared byte for byte with the eager one before the program is kept. Masks, shifts and
+checks that compositions compute from values are `derived` calls, which the replay repeats on the new values; an
+optimizer's `step` and `zero_grad`, and a dropout mask drawn from a Generator, are `replayed` calls, made again in
+the same order. Parameters are read from their tensors at every replay (updated in place or rebound). Statements
+that depend on no data are computed once, at the capture (constant folding); values nobody uses are dropped; the
+rest becomes one Python function, which frees each value after its last use (`source` shows it without the `del`
+lines).
 
 Guards. A program is keyed by the arguments' kinds, shapes and dtypes (numbers by value), the grad mode, and the
 `training` flags its modules read; a new combination is captured again (a small cache per function). Anything a
 replay could not repeat makes the capture unsafe, and that call and later ones with the same key run eagerly, with
 a warning that names the reason and the line: Python reading values (`.item()`, `float(t)`, `bool(t)`, `.data`,
-`.numpy()`, `np.asarray(t)`, `.grad`), a tensor changed in place outside an optimizer, `retain_grad`,
-`dl.grad`, `create_graph` or a backward hook, a returned tensor whose graph is still alive. `detect_anomaly`
-always runs eagerly.
+`.numpy()`, `np.asarray(t)`, NumPy on a mask from `t > 0`, `.grad`), a tensor changed in place outside an
+optimizer, `retain_grad`, `dl.grad`, `create_graph` or a backward hook, a returned tensor whose graph is still
+alive, a program longer than `max_statements`. `detect_anomaly` always runs eagerly.
 
 Limits and pitfalls. Python runs only during a capture: a side effect of the function (appending to a list,
 counting calls, setting `opt.lr` inside it) happens once, and numbers, arrays and attributes the function reads
@@ -37,7 +39,8 @@ from outside its arguments are constants of the program (set the learning rate o
 changes as an argument). Inside a capture, array arguments arrive as Tensors (integer labels as an integer
 Tensor). Returned tensors are fresh values without a graph. A user `Function` replays by calling its own
 `forward`/`backward` (its forward must not depend on hidden state). Everything a program captured stays alive
-while it is cached.
+while it is cached. A scalar and a 0-d array do not always give the same NaN, so the engine's np.asarray of NumPy
+scalars is kept; bit-identity is promised on one machine (BLAS and SIMD kernels differ between CPUs).
 """
 from __future__ import annotations
 
@@ -50,7 +53,9 @@ import keyword
 import linecache
 import math
 import operator
+import os
 import re
+import sys
 import threading
 import warnings
 
@@ -367,16 +372,15 @@ class _Builder:
                 np.copyto(*_val(args), **_val(kwargs))
                 self.emit(["np.copyto("] + self.arguments(args, kwargs) + [")"], kind="mutate", target=dst)
                 return None
-            if type(dst) is not _Sym:
-                if not isinstance(dst, np.ndarray) or kwargs.get("where") is not None or len(args) > 2:
-                    raise _Untraceable("copyto into an array outside the program")
-                # a fresh array filled completely (broadcast_to's copy): allocate it in the program
-                fresh = self.define(np.empty(dst.shape, dst.dtype), ["np.empty("] + self.operands(
-                    (dst.shape,)) + [", "] + self.operand(dst.dtype) + [")"], kind="alloc")
-                np.copyto(fresh.value, _val(args[1]))
-                self.emit(["np.copyto(", fresh, ", "] + self.operand(args[1]) + [")"], kind="mutate", target=fresh)
-                self.adopted[id(dst)] = (fresh, dst)
-                return None
+            if not isinstance(dst, np.ndarray) or kwargs.get("where") is not None or len(args) > 2:
+                raise _Untraceable("copyto into an array outside the program")
+            # a fresh array filled completely (broadcast_to's copy): allocate it in the program
+            fresh = self.define(np.empty(dst.shape, dst.dtype), ["np.empty("] + self.operands(
+                (dst.shape,)) + [", "] + self.operand(dst.dtype) + [")"], kind="alloc")
+            np.copyto(fresh.value, _val(args[1]))
+            self.emit(["np.copyto(", fresh, ", "] + self.operand(args[1]) + [")"], kind="mutate", target=fresh)
+            self.adopted[id(dst)] = (fresh, dst)
+            return None
         value = func(*_val(args), **_val(kwargs))
         if value is None:
             raise _Untraceable(f"{name} returned None (an in-place function)")
@@ -417,13 +421,13 @@ def _identifier(name: str) -> str:
 
 # ============================================================ values handed to Python during a capture
 
-_NUMPY_DIR = __import__("os").path.dirname(np.__file__)
-_PACKAGE_DIR = __import__("os").path.dirname(__import__("os").path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(np.__file__)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _from_library() -> bool:
     """Whether the NumPy call under way comes from tinygrad_dl (its compositions' own helpers), not user code."""
-    frame = __import__("sys")._getframe(2)
+    frame = sys._getframe(2)
     while frame is not None and (frame.f_code.co_filename.startswith(_NUMPY_DIR)
                                  or frame.f_code.co_filename == __file__):
         frame = frame.f_back
@@ -432,7 +436,7 @@ def _from_library() -> bool:
 
 def _site() -> str:
     """The line of user code under way: the innermost frame outside tinygrad_dl and NumPy."""
-    frame = __import__("sys")._getframe(1)
+    frame = sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename.startswith(_NUMPY_DIR)
                                  or frame.f_code.co_filename.startswith(_PACKAGE_DIR)):
         frame = frame.f_back
@@ -537,12 +541,9 @@ class _Capture:
         self.leaves = {}       # id(Tensor) -> Tensor: leaf tensors read from their `.data` at replay
         self.leaf_read = {}    # id(Tensor) -> (_Sym, segment)
         self.segment = 0       # bumped by every replayed call (a leaf may be rebound: read it again)
-        self.inputs = []       # (_Sym, Tensor wrapper or None, index in the data arguments, is_tensor)
-        self.grad_targets = {}  # id(Tensor) -> Tensor whose .grad the program writes
+        self.inputs = []       # (_Sym, the Tensor the function sees, index in the data arguments, is a Tensor)
         self.guards = {}       # (id(obj), attr) -> (obj, attr, value)
         self.problem = None    # (reason, site): the capture cannot be replayed
-        self.calls = 0
-        self.backward_calls = 0
 
     # --- failure ------------------------------------------------------------------------------------
     def fail(self, reason, site=None):
@@ -557,13 +558,6 @@ class _Capture:
         self.fail(f"{what}{label} reads values in Python (a replay would not run this line again)")
 
     # --- values -------------------------------------------------------------------------------------
-    def track(self, obj, sym):
-        if isinstance(obj, Tensor):
-            self.tensors.setdefault(id(obj), (sym, obj))
-            obj = obj._data
-        if isinstance(obj, (np.ndarray, np.generic)):
-            self.arrays.setdefault(id(obj), (sym, obj))
-
     def value_of(self, x):
         """What the program uses for x: a _Sym (data, parameters, computed values) or a constant."""
         if isinstance(x, Tensor):
@@ -675,7 +669,7 @@ class _Capture:
                 continue
             v = getattr(fn, name, None)
             if isinstance(v, (np.ndarray, tuple)):
-                mapped = self.value_of(v) if isinstance(v, tuple) else self.value_of(v)
+                mapped = self.value_of(v)
                 if _syms_in(mapped, []):
                     out[name] = mapped
         return out
@@ -698,10 +692,10 @@ class _Capture:
         if any(o is a for o in outs for a in flat if isinstance(o, np.ndarray)):
             self.fail(f"internal: {fn.__name__} returned one of its arguments")
             return out
-        name = _public_name(fn)
-        func = [name] if name else [self.b.const(fn, getattr(fn, "__name__", "f"))]
-        names = getattr(fn, "outputs", None) or ["mask" if _public_name(fn) else "m"] * len(outs)
-        syms = [self.b.new(o, name) for o, name in zip(outs, names)]
+        public = _public_name(fn)
+        func = [public] if public else [self.b.const(fn, getattr(fn, "__name__", "f"))]
+        hints = getattr(fn, "outputs", None) or ["mask" if public else "m"] * len(outs)
+        syms = [self.b.new(o, hint) for o, hint in zip(outs, hints)]
         lhs = []
         for i, s in enumerate(syms):
             lhs += ([", "] if i else []) + [s]
@@ -728,13 +722,12 @@ class _Capture:
         if self.problem is not None:
             return result
         try:
-            self._call(method, args, kwargs, result)
+            self._call(method, args, result, kwargs)
         except _TooLong:
             self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
         return result
 
-    def _call(self, method, args, kwargs, result):
-        self.calls += 1
+    def _call(self, method, args, result, kwargs):
         vals = [self.value_of(a) for a in args]
         kw = {k: self.value_of(v) for k, v in kwargs.items()}
         head = args[0] if args else None
@@ -792,7 +785,6 @@ class _Capture:
             root.backward(grad, retain_graph)
             if plan is None or self.problem is not None:
                 return
-            self.backward_calls += 1
             for t, g in plan:
                 want = _val(g) if before[id(t)] is None else before[id(t)] + _val(g)
                 if not _same(want, t.grad):
@@ -860,7 +852,6 @@ class _Capture:
             g.grad_of = t
             owner = self.owner_of(t)
             b.emit([owner, ".grad = ", g, " if ", owner, ".grad is None else ", owner, ".grad + ", g], kind="escape")
-            self.grad_targets[id(t)] = t
             plan.append((t, g))
         return plan
 
@@ -944,33 +935,30 @@ class _Capture:
         if isinstance(value, Tensor):
             for sym, wrapper, index, is_tensor in self.inputs:
                 if wrapper is value:
-                    return [sym if not is_tensor else b.const(value, "x")], value if not is_tensor else value
+                    return [b.const(value, "x") if is_tensor else sym]  # an argument, as it was passed
             hit = self.tensors.get(id(value))
             sym = hit[0] if hit is not None else self.value_of(value._data)  # (detach() shares a value)
             if id(value) in self.leaves or type(sym) is not _Sym:
-                return [b.const(value, "r")], value  # a tensor the function did not compute: itself
+                return [b.const(value, "r")]  # a tensor the function did not compute: itself
             if value.requires_grad and value.creator is not None and value.creator.inputs is not None:
                 self.fail("the function returns a tensor whose graph is still alive (call backward() inside the "
                           "function, or return a value computed under no_grad())")
-            return [b.const(_fresh, "_fresh"), "(", sym, ", "] + b.operand(value.name) + [")"], value
+            return [b.const(_fresh, "_fresh"), "(", sym, ", "] + b.operand(value.name) + [")"]
         if isinstance(value, (np.ndarray, np.generic)):
             hit = self.arrays.get(id(value))
-            if hit is not None:
-                return [hit[0]], value
-            return b.operand(value), value
+            return [hit[0]] if hit is not None else b.operand(value)
         if type(value) in (tuple, list):
-            parts = [self.result(v)[0] for v in value]
             out = ["(" if type(value) is tuple else "["]
-            for i, p in enumerate(parts):
-                out += ([", "] if i else []) + p
-            out.append(",)" if type(value) is tuple and len(parts) == 1 else ")" if type(value) is tuple else "]")
-            return out, value
+            for i, v in enumerate(value):
+                out += ([", "] if i else []) + self.result(v)
+            return out + ([",)"] if type(value) is tuple and len(value) == 1 else [")" if type(value) is tuple
+                                                                                   else "]"])
         if type(value) is dict:
             out = ["{"]
             for i, (k, v) in enumerate(value.items()):
-                out += ([", "] if i else []) + b.operand(k) + [": "] + self.result(v)[0]
-            return out + ["}"], value
-        return b.operand(value), value
+                out += ([", "] if i else []) + b.operand(k) + [": "] + self.result(v)
+            return out + ["}"]
+        return b.operand(value)
 
 
 def _plain(x):
@@ -1458,7 +1446,7 @@ class jit:
         program = None
         if cap.problem is None:
             try:
-                tokens, _ = cap.result(result)
+                tokens = cap.result(result)
             except _Skip:
                 cap.fail("the function returns a wrapped argument whose gradient it computes")
                 tokens = None
