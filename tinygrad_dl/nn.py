@@ -583,7 +583,7 @@ class Dropout(Module):
         (A * 1 = A exactly). dl.jit's replay calls it at every step, reading the mode, keep_prob and rng then."""
         if not self.training or self.keep_prob == 1.0:
             return np.ones(shape, dtype)
-        return F._const(self._next_mask(shape), 1.0 / self.keep_prob, 0, np.dtype(dtype))
+        return F._scaled(self._next_mask(shape), 1.0 / self.keep_prob, np.dtype(dtype))
 
     def extra_repr(self):
         return f"keep_prob={self.keep_prob:g}"
