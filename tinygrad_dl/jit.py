@@ -61,8 +61,8 @@ import warnings
 
 import numpy as np
 
-from .tensor import (PRIMITIVES, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture, _mode,
-                     sum_to_shape, toposort)
+from .tensor import (PRIMITIVES, REPLAYED, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture,
+                     _mode, sum_to_shape, toposort)
 
 __all__ = ["jit", "JitWarning", "JitInfo"]
 
@@ -736,8 +736,7 @@ class _Capture:
             obj = self.b.const(head, _object_hint(head))
             tokens = [obj, f".{method.__name__}("] + self.b.arguments(vals[1:], kw) + [")"]
         else:
-            tokens = [self.b.const(getattr(inspect.getmodule(method), method.__name__, method), method.__name__),
-                      "("] + self.b.arguments(vals, kw) + [")"]
+            tokens = [self.b.const(method, method.__name__), "("] + self.b.arguments(vals, kw) + [")"]
         if isinstance(result, np.ndarray):
             sym = self.b.new(result, "D" if "mask" in method.__name__ or "scale" in method.__name__ else "r")
             self.b.emit([sym, " = "] + tokens, defs=[sym], kind="escape")
@@ -1218,6 +1217,7 @@ def _dead_code(stmts):
 _swap_lock = threading.Lock()
 _swap_depth = 0
 _originals = {}
+_replayed_originals = []  # (holder, name, function) of the `replayed` functions wrapped during captures
 
 
 def _active():
@@ -1289,6 +1289,14 @@ def _install():
                         and type(cap.value_of(self._data)) is not _Sym:  # a converted copy, not a view
                     cap.derived(_tensor_data, (src, requires_grad, dtype), self._data)
 
+        for fn in REPLAYED:  # a recording wrapper in place of each `replayed` function
+            holder = sys.modules[fn.__module__]
+            *path, name = fn.__qualname__.split(".")
+            for part in path:
+                holder = getattr(holder, part)
+            _replayed_originals.append((holder, name, holder.__dict__[name]))
+            setattr(holder, name, _recording(fn))
+
         Tensor.data = property(get_data, data.fset, doc=data.__doc__)
         Tensor.grad = property(get_grad, set_grad)
         Tensor._modified = modified
@@ -1311,6 +1319,21 @@ def _uninstall():
         for name, orig in _originals.items():
             setattr(Tensor, name, orig)
         _originals.clear()
+        for holder, name, orig in _replayed_originals:
+            setattr(holder, name, orig)
+        _replayed_originals.clear()
+
+
+def _recording(fn):
+    """What stands in for a `replayed` function while some thread captures: the capture of the calling thread
+    records the call (and makes it); other threads call the function."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        cap = _active()
+        if cap is not None:
+            return cap.call(fn, args, kwargs)
+        return fn(*args, **kwargs)
+    return call
 
 
 def _tensor_data(data, requires_grad, dtype):

@@ -280,7 +280,7 @@ def _value(x):
 
 # --- what dl.jit's capture needs from the rest of the library ----------------------------------------------
 # Three helpers let compositions and library objects say what a captured program must recompute or repeat;
-# each costs one flag test when no capture runs.
+# derived and guarded cost one flag test when no capture runs, replayed nothing.
 
 def derived(fn, *args):
     """fn(*values): a value computed from tensors' values outside the graph (a mask, a constant shift, a
@@ -296,16 +296,16 @@ def derived(fn, *args):
     return out
 
 
-def replayed(method):
-    """Decorator for library methods whose effects lie outside the graph (an optimizer's step and zero_grad, a
-    dropout mask drawn from a Generator): dl.jit's replay calls them again, in the same order, with the same
-    arguments, instead of freezing what they did."""
-    @functools.wraps(method)
-    def call(*args, **kwargs):
-        if _mode.get() & _CAPTURE:
-            return _capture.get().call(method, args, kwargs)
-        return method(*args, **kwargs)
-    return call
+REPLAYED: list = []  # the functions marked by `replayed`
+
+
+def replayed(fn):
+    """Mark a library function whose effects lie outside the graph (an optimizer's step and zero_grad, a dropout
+    mask drawn from a Generator): dl.jit's replay calls it again, in the same order, with the same arguments,
+    instead of freezing what it did. The mark costs nothing: only while dl.jit captures does a recording wrapper
+    stand in its place."""
+    REPLAYED.append(fn)
+    return fn
 
 
 def guarded(obj, attr: str):
