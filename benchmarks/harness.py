@@ -450,7 +450,7 @@ def to_markdown(report) -> str:
     if mem:
         L.append("### Peak memory of one step (tracemalloc, each implementation in its own subprocess)")
         L.append("")
-        L.append("PyTorch allocates tensors outside Python's allocator, which tracemalloc cannot see: n/a.")
+        L.append("PyTorch and JAX allocate arrays outside Python's allocator, which tracemalloc cannot see: n/a.")
         L.append("")
         impls_m = list(dict.fromkeys(r["impl"] for r in mem["peaks"]))
         L.append("Each cell: peak bytes above the state before the step (ratio to NumPy's). Chain: the whole graph "

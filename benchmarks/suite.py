@@ -215,8 +215,9 @@ def _linearity(rows):
 
 
 def name_untraced(impl):
-    """PyTorch allocates tensor storage outside Python's allocator: tracemalloc sees only its Python objects."""
-    return impl == "torch"
+    """PyTorch and JAX (XLA) allocate array storage outside Python's allocator: tracemalloc sees only their Python
+    objects."""
+    return impl in ("torch", "jax")
 
 
 def _run_memory(mods, args):
