@@ -359,6 +359,7 @@ def test_python_reading_values_runs_eagerly_with_a_warning(name):
     info = b[2].cache_info()
     assert info.replays == 0 and info.eager == 2 and info.captures == 1, info
     assert len(seen) == 6  # the function really ran at every call
+    assert b[2].source.startswith("# not replayed: ")
 
 
 UNSAFE = {
@@ -483,9 +484,9 @@ def test_numbers_are_constants_keyed_by_value():
     model, _ = small_net()
     f = dl.jit(lambda X, s: (model(X) * s).sum().detach())
     X, _ = data(0)
-    for s in (2.0, 3.0, 2.0, -0.0, 0.0, 3):
+    for s in (2.0, 3.0, 2.0, -0.0, 0.0, 3, float("nan"), float("nan")):
         assert_same((model(X) * s).sum().data, f(X, s).data, repr(s))
-    assert f.cache_info().captures == 5
+    assert f.cache_info().captures == 6 and f.cache_info().replays == 2
 
 
 def test_arguments_that_change_at_every_call_stop_the_captures():

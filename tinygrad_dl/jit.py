@@ -1399,7 +1399,8 @@ class jit:
     def source(self) -> str:
         """The last program captured or replayed, as straight-line NumPy (what a replay executes)."""
         if self._last is None:
-            return "# nothing captured yet: call the function once"
+            reasons = [r for r in self._reasons if r != "detect_anomaly() is on"]
+            return f"# not replayed: {reasons[-1]}" if reasons else "# nothing captured yet: call the function once"
         return self._last.source
 
     # --- calling ------------------------------------------------------------------------------------
@@ -1538,7 +1539,7 @@ def _key(args, kwargs, mode):
                 return ("T", x._data.shape, x._data.dtype.str, x.requires_grad, x.creator is None)
             return ("A", x.shape, x.dtype.str)
         if t is float:
-            return ("f", x, math.copysign(1.0, x) if x == x else "nan")
+            return ("f", repr(x))  # (repr tells -0.0 from 0.0, and a NaN equals itself)
         if t is int or t is bool or t is str or x is None:
             return (t.__name__, x)
         if isinstance(x, np.generic):
