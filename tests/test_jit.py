@@ -662,8 +662,8 @@ def test_nothing_computed_from_data_is_frozen():
         constants = [v for v in f._last.fn.__globals__.values() if isinstance(v, np.ndarray)]
         # numbers, and arrays computed from numbers alone (the gradient of the cost broadcast to a row): uniform
         assert all(c.ndim == 0 or np.all(c == c.flat[0]) for c in constants), (loss, constants)
-        words = {"bce": "_bce_safe", "bce_logits": "_float_minus", "ce_one_hot": "_max_shift", "ce_labels": "_check_one_hot",
-                 "mse": "_scale"}
+        words = {"bce": "_bce_safe", "bce_logits": "_float_minus", "ce_one_hot": "_max_shift",
+                 "ce_labels": "_check_one_hot", "mse": "_scale"}
         for word in (words[loss], "np.less_equal", "._scale("):   # the loss, relu's mask, dropout's mask
             assert word in f.source, (loss, word)
 

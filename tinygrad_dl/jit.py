@@ -61,8 +61,8 @@ import warnings
 
 import numpy as np
 
-from .tensor import (PRIMITIVES, REPLAYED, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture,
-                     _mode, sum_to_shape, toposort)
+from .tensor import (PRIMITIVES, REPLAYED, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture, _mode,
+                     sum_to_shape, toposort)
 
 __all__ = ["jit", "JitWarning", "JitInfo"]
 
