@@ -683,7 +683,9 @@ class _Capture:
             return self._derived(fn, args, out)
         except _TooLong:
             self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
-            return out
+        except Exception as e:  # noqa: BLE001 - the capture fails, the eager call goes on
+            self.fail(f"internal error while recording {getattr(fn, '__name__', fn)}: {e!r}")
+        return out
 
     def _derived(self, fn, args, out):
         vals = [self.value_of(a) for a in args]
@@ -725,6 +727,8 @@ class _Capture:
             self._call(method, args, result, kwargs)
         except _TooLong:
             self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
+        except Exception as e:  # noqa: BLE001
+            self.fail(f"internal error while recording {method.__qualname__}: {e!r}")
         return result
 
     def _call(self, method, args, result, kwargs):
@@ -782,6 +786,8 @@ class _Capture:
         try:
             before = {} if plan is None else {id(t): t.grad for t, _ in plan}
             root.backward(grad, retain_graph)
+            if plan is None and self.problem is None:  # eager went through where the layout gave up: refuse
+                self.fail("internal: this backward pass could not be laid out")
             if plan is None or self.problem is not None:
                 return
             for t, g in plan:
