@@ -1477,14 +1477,15 @@ class jit:
         if cap.problem is None:
             try:
                 tokens = cap.result(result)
-            except _Skip:
-                cap.fail("the function returns a wrapped argument whose gradient it computes")
-                tokens = None
             except _TooLong:
                 cap.fail(f"the program grew past {self.max_statements} statements (max_statements)")
-                tokens = None
+            except Exception as e:  # noqa: BLE001
+                cap.fail(f"internal error while writing the result: {e!r}")
             if cap.problem is None:
-                program = _Program(cap, tokens, getattr(self.fn, "__name__", "step"))
+                try:
+                    program = _Program(cap, tokens, getattr(self.fn, "__name__", "step"))
+                except Exception as e:  # noqa: BLE001 - a bug here must not cost the eager result
+                    cap.fail(f"internal error while writing the program: {e!r}")
         if entry is None:
             entry = self._cache[key] = _Entry()
             while len(self._cache) > self.maxsize:
@@ -1493,7 +1494,8 @@ class jit:
             reason, site = cap.problem
             reason = f"{reason} (at {site})"
             self._warn(reason)
-            entry.eager = reason
+            if not entry.programs:  # (programs of other variants of this key stay: their guards may hold again)
+                entry.eager = reason
             self._reasons[reason] += 0
         else:
             entry.programs = [program] + entry.programs[:3]  # a few variants per key (modules switching train/eval)
