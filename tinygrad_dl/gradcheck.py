@@ -270,12 +270,11 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
     tensors = [p for _, p in named]
     originals = [p.data for p in tensors]
     saved_grad = [p.grad for p in tensors]
-    # assigning .data counts as an edit (a graph that saved the tensor would refuse to backpropagate); the
-    # original array comes back untouched, so its edit count comes back too and earlier graphs stay usable
-    saved_version = [getattr(p, "_version", 0) for p in tensors]
+    # the float64 copies are swapped in and the originals back through the private slot: the values a graph
+    # saved come back untouched, so this is not an in-place change (a `.data = ...` would count as one)
     try:
         for p, data in zip(tensors, originals):
-            p.data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
+            p._data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
         J = _cost(f, "backprop pass")
         if not J.requires_grad:
             raise ValueError("gradcheck: the cost does not depend on any parameter (or f ran under no_grad)")
@@ -303,10 +302,9 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
                         raise
                     raise ValueError(f"gradcheck: parameter {name}: {e}") from None
     finally:
-        for p, data, g, version in zip(tensors, originals, saved_grad, saved_version):
-            p.data = data
+        for p, data, g in zip(tensors, originals, saved_grad):
+            p._data = data
             p.grad = g
-            p._version = version
     breakdown = []
     for i, ((name, p), num, bp, data) in enumerate(zip(named, numeric, backprop, originals)):
         gap = np.abs(num - bp).ravel()
