@@ -160,17 +160,18 @@ class Tensor:
         global _EDITS
         _EDITS += 1
         self._version = _EDITS
-        root = _root(self._data)
+        data = self._data
+        root = data if type(data) is np.ndarray and data.base is None else _root(data)
         entry = _ARRAY_EDITS.get(id(root))
         if entry is not None and entry[0]() is root:
-            _ARRAY_EDITS[id(root)] = (entry[0], _EDITS)
-        else:
-            try:
-                key = id(root)
-                ref = weakref.ref(root, lambda _, key=key: _ARRAY_EDITS.pop(key, None))
-            except TypeError:  # an array type without weak references: the tensor's own count still holds
-                return
-            _ARRAY_EDITS[key] = (ref, _EDITS)
+            entry[1] = _EDITS
+            return
+        try:
+            key = id(root)
+            ref = weakref.ref(root, lambda _, key=key: _ARRAY_EDITS.pop(key, None))
+        except TypeError:  # an array type without weak references: the tensor's own count still holds
+            return
+        _ARRAY_EDITS[key] = [ref, _EDITS]
 
     # --- plain properties ------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -295,7 +296,7 @@ def _value(x):
 
 PRIMITIVES: dict[str, type] = {}  # name -> class: every subclass of the primitive base class in ops.py
 _EDITS = 0  # counts in-place changes of tensors; a tensor's _version is the count at its last change
-_ARRAY_EDITS: dict = {}  # id(base array) -> (weak reference to it, count at the last change through any tensor)
+_ARRAY_EDITS: dict = {}  # id(base array) -> [weak reference to it, count at the last change through any tensor]
 
 
 def _root(arr):
