@@ -327,15 +327,17 @@ class MatMul(_Primitive):
 
 # ============================================================ reductions
 
-def _axes(axis, ndim):
+def _axes(axis, ndim, op="axis"):
     """Normalize an axis argument to a sorted tuple of non-negative axes (None: all)."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for ax in axes:
+        if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"{op}: an axis must be an integer, got {ax!r}")
         if not -ndim <= ax < ndim:
-            raise ShapeError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+            raise ShapeError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
         out.append(int(ax) % ndim if ndim else 0)
     return tuple(sorted(out))
 
@@ -353,7 +355,7 @@ class Sum(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
+        self.axis = _axes(self.axis, x.ndim, "sum")
         return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
@@ -370,7 +372,7 @@ class Max(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
+        self.axis = _axes(self.axis, x.ndim, "max")
         empty = [ax for ax in self.axis if x.shape[ax] == 0]
         if empty:
             raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
@@ -512,7 +514,7 @@ class Concatenate(_Primitive):
         if not xs:
             raise ShapeError("concatenate: needs at least one tensor")
         first = xs[0].shape
-        self.axis = _axes(self.axis, len(first))[0] if first else self.axis
+        self.axis = _axes(self.axis, len(first), "concatenate")[0] if first else self.axis
         for x in xs[1:]:
             if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
                                            if i != self.axis):
@@ -572,7 +574,7 @@ def stack(tensors, axis=0):
     if not ts:
         raise ShapeError("stack: needs at least one tensor")
     ndim = ts[0].ndim + 1
-    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
         raise ShapeError(f"stack: axis {axis} is out of range for stacking tensors of shape {ts[0].shape} "
                          f"(the result has {ndim} dimensions: axis must be in [{-ndim}, {ndim - 1}])")
     ax = int(axis) % ndim
@@ -582,7 +584,7 @@ def stack(tensors, axis=0):
 def _mean(self, axis=None, keepdims=False):
     """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
-    for ax in _axes(axis, self.ndim):
+    for ax in _axes(axis, self.ndim, "mean"):
         count *= self.shape[ax]
     return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
 
@@ -626,7 +628,7 @@ def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, cor
     axis, keepdims, _ = _reduce_args("var", axis, keepdims, dim, keepdim, None, None)
     if correction is not None:
         ddof = correction
-    axes = _axes(axis, self.ndim)
+    axes = _axes(axis, self.ndim, "var")
     count = 1
     for ax in axes:
         count *= self.shape[ax]
@@ -656,7 +658,7 @@ def _clip(self, min=None, max=None):
 def _squeeze(self, axis=None, *, dim=None):
     """The same values without axes of size 1 (all of them, or the given ones)."""
     axis = dim if axis is None else axis
-    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim))
+    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim, "squeeze"))
     for ax in axes:
         if self.shape[ax] != 1:
             raise ShapeError(f"squeeze: axis {ax} of shape {self.shape} has size {self.shape[ax]}, not 1")
