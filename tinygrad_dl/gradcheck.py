@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _checks
 from .tensor import Tensor, no_grad, run_backward, toposort
 from .testing import finite_differences
 
@@ -259,6 +260,9 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
             return F.binary_cross_entropy(F.sigmoid(W2 @ A1 + b2), Y)
     or check with keep_prob = 1 (or the model in eval() mode), then turn dropout back on.
     """
+    for name, v in (("eps", eps), ("threshold", threshold)):
+        if not _checks._is_real(v):
+            raise TypeError(f"gradcheck: {name} must be a finite number > 0, got {v!r}")
     eps, threshold = float(eps), float(threshold)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"gradcheck: eps must be a finite number > 0, got {eps}")
