@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value, derived
 
 
 class _Primitive(Function):
@@ -454,7 +454,7 @@ def _index(index):
     out, fancy = [], False
     for p in parts:
         if isinstance(p, Tensor):
-            p = p.data
+            p = p._data
         if isinstance(p, list) and not p:
             p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
@@ -537,7 +537,7 @@ def broadcast_to(x, shape):
     if isinstance(x, Tensor):
         return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
-    out[...] = x
+    np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
 
 
@@ -646,13 +646,18 @@ def _clip(self, min=None, max=None):
     with gradient 0, as PyTorch's clamp."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
-    x = self.data
+    inside, clipped = derived(_clip_values, self, min, max)
+    return Where(inside)(self, clipped)  # np.clip keeps NaN: the value stays NaN
+
+
+def _clip_values(x, min, max):
+    """[min <= x <= max] (False at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
     inside = np.ones(x.shape, dtype=bool)
     if min is not None:
         inside &= x >= min
     if max is not None:
         inside &= x <= max
-    return Where(inside)(self, np.clip(x, min, max))  # np.clip keeps NaN: the value stays NaN
+    return inside, np.clip(x, min, max)
 
 
 def _squeeze(self, axis=None, *, dim=None):

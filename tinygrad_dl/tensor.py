@@ -18,11 +18,12 @@ import weakref
 
 import numpy as np
 
-# Grad mode and anomaly mode, per thread (and per asyncio task): one small int, read once per op.
-_GRAD, _ANOMALY = 1, 2
+# Grad mode, anomaly mode and dl.jit's capture, per thread (and per asyncio task): one small int, read once per op.
+_GRAD, _ANOMALY, _CAPTURE = 1, 2, 4
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _mode = contextvars.ContextVar("tinygrad_dl_mode", default=_GRAD)
 _entered = contextvars.ContextVar("tinygrad_dl_mode_tokens", default=())  # (mode object, token) per `with`, per context
+_capture = contextvars.ContextVar("tinygrad_dl_capture", default=None)  # the recorder, while dl.jit captures
 
 
 def is_grad_enabled() -> bool:
@@ -180,7 +181,7 @@ class Tensor:
     dtype = property(lambda self: self._data.dtype)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self):
         return bool(self.data)  # as NumPy: a one-element tensor's truth; ambiguous for more (ValueError)
@@ -248,17 +249,19 @@ class Tensor:
     def __imul__(self, other): return self._inplace(other, np.multiply, "*=")
     def __itruediv__(self, other): return self._inplace(other, np.true_divide, "/=")
 
-    # comparisons are not differentiable: they return plain boolean arrays
-    def __lt__(self, other): return self._data < _value(other)
-    def __le__(self, other): return self._data <= _value(other)
-    def __gt__(self, other): return self._data > _value(other)
-    def __ge__(self, other): return self._data >= _value(other)
+    # comparisons are not differentiable: they return plain boolean arrays (masks that dl.jit recomputes)
+    def __lt__(self, other): return derived(np.less, self, other)
+    def __le__(self, other): return derived(np.less_equal, self, other)
+    def __gt__(self, other): return derived(np.greater, self, other)
+    def __ge__(self, other): return derived(np.greater_equal, self, other)
     __hash__ = object.__hash__
 
     # --- backward ----------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Backpropagate from this tensor; gradients ACCUMULATE into the `.grad` of leaves (and of tensors that
         called `retain_grad()`). A non-scalar output needs `grad` of its own shape."""
+        if _mode.get() & _CAPTURE:
+            return _capture.get().backward(self, grad, retain_graph)  # dl.jit records the pass, then runs it
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad (no input had requires_grad=True, "
                                "or it was computed under no_grad())")
@@ -290,6 +293,51 @@ def _flatten_lists(data):
 
 def _value(x):
     return x._data if isinstance(x, Tensor) else x
+
+
+# --- what dl.jit's capture needs from the rest of the library ----------------------------------------------
+# Three helpers let compositions and library objects say what a captured program must recompute or repeat;
+# derived and guarded cost one flag test when no capture runs, replayed nothing.
+
+def derived(fn, *args):
+    """fn(*values): a value computed from tensors' values outside the graph (a mask, a constant shift, a
+    correction term, a check that raises). Tensors among `args` are passed as their arrays; the result has no
+    gradient. dl.jit records the call, so its replay computes the value again from the new data (never frozen)."""
+    if len(args) == 1:  # (the usual case, without building a list: this runs in every step)
+        a = args[0]
+        out = fn(a._data if isinstance(a, Tensor) else a)
+    else:
+        out = fn(*[a._data if isinstance(a, Tensor) else a for a in args])
+    if _mode.get() & _CAPTURE:
+        return _capture.get().derived(fn, args, out)
+    return out
+
+
+REPLAYED: list = []  # the functions marked by `replayed`
+
+
+def replayed(fn):
+    """Mark a library function whose effects lie outside the graph (an optimizer's step and zero_grad, a dropout
+    mask drawn from a Generator): dl.jit's replay calls it again, in the same order, with the same arguments,
+    instead of freezing what it did. The mark costs nothing: only while dl.jit captures does a recording wrapper
+    stand in its place."""
+    REPLAYED.append(fn)
+    return fn
+
+
+def guarded(obj, attr: str):
+    """getattr(obj, attr) for a flag that decides Python control flow (a module's `training`): dl.jit keeps a
+    captured program only while the flag has the value it had during the capture."""
+    value = getattr(obj, attr)
+    if _mode.get() & _CAPTURE:
+        _capture.get().guard(obj, attr, value)
+    return value
+
+
+def is_capturing() -> bool:
+    """True while dl.jit captures a function in this thread (compositions then take their general,
+    branch-free form, which gives the same numbers as the shortcuts eager mode may take)."""
+    return bool(_mode.get() & _CAPTURE)
 
 
 # --- Function: the base class of every primitive ------------------------------------------------------
@@ -407,6 +455,8 @@ class Function:
         else:
             out.requires_grad = False
             out.creator = None
+        if mode & _CAPTURE:
+            _capture.get().op(self, inputs, out)
         return out
 
     def forward(self, *arrays):
@@ -462,7 +512,7 @@ def _constant(x, ref):
     if isinstance(x, (float, int, np.number)) and not isinstance(x, bool) and ref is not None:
         return Tensor._make(np.asarray(x, dtype=ref._data.dtype))  # NumPy scalars too (not cached: they vary)
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
-        return Tensor._make(x.astype(ref._data.dtype))  # a mask multiplies in the tensor's dtype
+        return Tensor._make(derived(np.ndarray.astype, x, ref._data.dtype))  # a mask multiplies in the tensor's dtype
     return Tensor(x)
 
 
@@ -526,6 +576,8 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
     for r, g in zip(roots, grads or [None] * len(roots)):
         _accumulate(grad_of, owned, r, _root_grad(r, g, create_graph))
     mode = _mode.get()
+    if mode & _CAPTURE:
+        _capture.get().unsupported("a backward pass with grad(), create_graph or a hook")
     token = _mode.set((mode | _GRAD) if create_graph else (mode & ~_GRAD))
     try:
         for t in reversed(order):
