@@ -410,7 +410,7 @@ class Function:
     def _record(self, *inputs):
         # the hot path of every forward op, kept flat on purpose (one and two inputs without generic loops): a planar
         # training step runs 1.26M instructions with it and 1.52M with the generic branch alone (callgrind).
-        # Built-in primitives are always fresh instances, so they call this directly (ops._Primitive).
+        # The library's own call sites (ops.py) make a fresh instance every time, so they call this directly.
         try:
             if len(inputs) == 2:
                 a, b = inputs
