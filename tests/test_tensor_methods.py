@@ -142,3 +142,52 @@ def test_in_place_ops_check_shape_and_leave_recorded_tensors_to_the_plain_operat
     assert y is not y_before and y.creator.name == "Add"
     y.sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+def test_axis_errors_name_the_op():
+    t = Tensor(np.ones((2, 3)))
+    for name, call in [("sum", lambda: t.sum(axis=5)), ("max", lambda: t.max(axis=-3)), ("mean", lambda: t.mean(2)),
+                       ("var", lambda: t.var(axis=4)), ("squeeze", lambda: t.squeeze(7))]:
+        with pytest.raises(dl.ShapeError, match=rf"^{name}: axis -?\d is out of range for a tensor with 2 dimensions"):
+            call()
+    with pytest.raises(TypeError, match="sum: an axis must be an integer, got True"):
+        t.sum(axis=True)
+    with pytest.raises(dl.ShapeError, match="stack: axis True"):
+        dl.stack([t, t], axis=True)
+
+
+def test_a_built_in_op_instance_called_twice_records_two_nodes():
+    from tinygrad_dl import ops
+    x1, x2 = Tensor([2.0], requires_grad=True), Tensor([5.0], requires_grad=True)
+    op = ops.Mul()
+    y1, y2 = op(x1, x1), op(x2, 3.0)
+    assert y1.creator is not y2.creator
+    y1.backward()
+    np.testing.assert_array_equal(x1.grad, [4.0])  # d(x^2)/dx = 2x
+    assert x2.grad is None
+    mx = ops.Max(axis=1)
+    a, b = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True), Tensor(np.arange(4.0), requires_grad=True)
+    mx(a).sum().backward()
+    mx(b.reshape(1, 4)).sum().backward()
+    np.testing.assert_array_equal(a.grad, [[0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(b.grad, [0, 0, 0, 1])
+
+
+def test_std_of_a_constant_row_has_gradient_zero_as_torch():
+    torch = need_module("torch")
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0], [np.nan, 1.0, 1.0]])
+    t = Tensor(x, requires_grad=True)
+    out = t.std(axis=1)
+    out.backward(np.ones(3))
+    tt = torch.tensor(x, requires_grad=True)
+    tout = tt.std(dim=1, correction=0)
+    tout.backward(torch.ones(3, dtype=torch.float64))
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-15, equal_nan=True)
+    assert np.all(t.grad[0] == 0) and np.all(np.isnan(t.grad[2]))
+    assert_grad_close(lambda z: z.std(axis=1), [np.array([[0.3, 1.2, -0.4]])])
+
+
+def test_clip_takes_tensor_bounds():
+    t = Tensor(np.array([-2.0, 0.5, 3.0]), requires_grad=True)
+    np.testing.assert_array_equal(t.clip(Tensor(0.0), Tensor(1.0)).data, [0.0, 0.5, 1.0])

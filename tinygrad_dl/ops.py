@@ -23,7 +23,6 @@ class _Primitive(Function):
     """The base class of the built-in primitives: defining a subclass registers it for the property tests."""
     __slots__ = ()
     ndarray_backward = True  # rules below are written with operations ndarrays and Tensors share
-    __call__ = Function._record  # every call site makes a fresh instance: no reuse check needed
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -280,7 +279,7 @@ class Cos(_Primitive):
 
 def _unary(op, x):
     """A unary primitive on a Tensor (recorded, for grad-of-grad) or straight on an ndarray (first order)."""
-    return op()(x) if isinstance(x, Tensor) else op().forward(x)
+    return op()._record(x) if isinstance(x, Tensor) else op().forward(x)
 
 
 class Cast(_Primitive):
@@ -298,7 +297,7 @@ class Cast(_Primitive):
         return x.astype(self.dtype)
 
     def backward(self, grad, out, x):
-        return (Cast(x.dtype)(grad) if isinstance(grad, Tensor) else grad.astype(x.dtype),)
+        return (Cast(x.dtype)._record(grad) if isinstance(grad, Tensor) else grad.astype(x.dtype),)
 
 
 # ============================================================ linear algebra
@@ -327,15 +326,17 @@ class MatMul(_Primitive):
 
 # ============================================================ reductions
 
-def _axes(axis, ndim):
+def _axes(axis, ndim, op="axis"):
     """Normalize an axis argument to a sorted tuple of non-negative axes (None: all)."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for ax in axes:
+        if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"{op}: an axis must be an integer, got {ax!r}")
         if not -ndim <= ax < ndim:
-            raise ShapeError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+            raise ShapeError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
         out.append(int(ax) % ndim if ndim else 0)
     return tuple(sorted(out))
 
@@ -353,7 +354,7 @@ class Sum(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
+        self.axis = _axes(self.axis, x.ndim, "sum")
         return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
@@ -370,7 +371,7 @@ class Max(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
+        self.axis = _axes(self.axis, x.ndim, "max")
         empty = [ax for ax in self.axis if x.shape[ax] == 0]
         if empty:
             raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
@@ -512,7 +513,7 @@ class Concatenate(_Primitive):
         if not xs:
             raise ShapeError("concatenate: needs at least one tensor")
         first = xs[0].shape
-        self.axis = _axes(self.axis, len(first))[0] if first else self.axis
+        self.axis = _axes(self.axis, len(first), "concatenate")[0] if first else self.axis
         for x in xs[1:]:
             if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
                                            if i != self.axis):
@@ -533,7 +534,7 @@ class Concatenate(_Primitive):
 def broadcast_to(x, shape):
     """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays."""
     if isinstance(x, Tensor):
-        return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
+        return x if x.shape == tuple(shape) else BroadcastTo(shape)._record(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
     np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
@@ -542,28 +543,28 @@ def broadcast_to(x, shape):
 def scatter(x, index, shape):
     """zeros(shape) with x added at index. Works on Tensors (recorded) and on ndarrays."""
     if isinstance(x, Tensor):
-        return Scatter(index, shape)(x)
+        return Scatter(index, shape)._record(x)
     return Scatter(index, shape).forward(x)
 
 
 def where(cond, a, b):
     """a where cond is true, else b (cond: a boolean array, e.g. z > 0; not differentiable)."""
-    return Where(cond)(a, b)
+    return Where(cond)._record(a, b)
 
 
 def maximum(a, b):
     """Elementwise max(a, b); at ties the gradient is split evenly."""
-    return Maximum()(a, b)
+    return Maximum()._record(a, b)
 
 
 def minimum(a, b):
     """Elementwise min(a, b) = -max(-a, -b); at ties the gradient is split evenly."""
-    return -Maximum()(-a, -b)
+    return -Maximum()._record(-a, -b)
 
 
 def concatenate(tensors, axis=0):
     """Join tensors along an existing axis."""
-    return Concatenate(axis)(*tensors)
+    return Concatenate(axis)._record(*tensors)
 
 
 def stack(tensors, axis=0):
@@ -572,7 +573,7 @@ def stack(tensors, axis=0):
     if not ts:
         raise ShapeError("stack: needs at least one tensor")
     ndim = ts[0].ndim + 1
-    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
         raise ShapeError(f"stack: axis {axis} is out of range for stacking tensors of shape {ts[0].shape} "
                          f"(the result has {ndim} dimensions: axis must be in [{-ndim}, {ndim - 1}])")
     ax = int(axis) % ndim
@@ -582,9 +583,9 @@ def stack(tensors, axis=0):
 def _mean(self, axis=None, keepdims=False):
     """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
-    for ax in _axes(axis, self.ndim):
+    for ax in _axes(axis, self.ndim, "mean"):
         count *= self.shape[ax]
-    return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
+    return Sum(axis, keepdims)._record(self) * (1.0 / count if count else np.nan)
 
 
 def _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out):
@@ -608,7 +609,7 @@ def _reduction(reduce, where):
         if dim is None and keepdim is None and dtype is None and out is None:
             return reduce(self, axis, keepdims)
         axis, keepdims, dtype = _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out)
-        x = self if dtype is None or np.dtype(dtype) == self.dtype else Cast(dtype)(self)
+        x = self if dtype is None or np.dtype(dtype) == self.dtype else Cast(dtype)._record(self)
         return reduce(x, axis, keepdims)
     method.__name__ = where
     method.__doc__ = f"{where} over `axis` (or PyTorch's `dim`); `keepdims` (or `keepdim`) keeps reduced axes as 1."
@@ -617,7 +618,7 @@ def _reduction(reduce, where):
 
 def _min(self, axis=None, keepdims=False):
     """Smallest value over axes: -max(-x); the gradient goes to the minimum (ties split evenly)."""
-    return -Max(axis, keepdims)(-self)
+    return -Max(axis, keepdims)._record(-self)
 
 
 def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None):
@@ -626,7 +627,7 @@ def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, cor
     axis, keepdims, _ = _reduce_args("var", axis, keepdims, dim, keepdim, None, None)
     if correction is not None:
         ddof = correction
-    axes = _axes(axis, self.ndim)
+    axes = _axes(axis, self.ndim, "var")
     count = 1
     for ax in axes:
         count *= self.shape[ax]
@@ -635,8 +636,15 @@ def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, cor
 
 
 def _std(self, *args, **kwargs):
-    """Standard deviation: sqrt(var) (same arguments as var)."""
-    return _var(self, *args, **kwargs) ** 0.5
+    """Standard deviation: sqrt(var) (same arguments as var). Where the variance is exactly 0 the value and the
+    gradient are 0 (as PyTorch), not 0 * inf = NaN: the square root is taken of 1 there and its result discarded."""
+    v = _var(self, *args, **kwargs)
+    zero = derived(_is_zero, v)
+    return Where(zero)._record(0.0, Where(zero)._record(1.0, v) ** 0.5)
+
+
+def _is_zero(v):
+    return v == 0
 
 
 def _clip(self, min=None, max=None):
@@ -645,7 +653,7 @@ def _clip(self, min=None, max=None):
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     inside, clipped = derived(_clip_values, self, min, max)
-    return Where(inside)(self, clipped)  # np.clip keeps NaN: the value stays NaN
+    return Where(inside)._record(self, clipped)  # np.clip keeps NaN: the value stays NaN
 
 
 def _clip_values(x, min, max):
@@ -661,16 +669,16 @@ def _clip_values(x, min, max):
 def _squeeze(self, axis=None, *, dim=None):
     """The same values without axes of size 1 (all of them, or the given ones)."""
     axis = dim if axis is None else axis
-    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim))
+    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim, "squeeze"))
     for ax in axes:
         if self.shape[ax] != 1:
             raise ShapeError(f"squeeze: axis {ax} of shape {self.shape} has size {self.shape[ax]}, not 1")
-    return Reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))(self)
+    return Reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))._record(self)
 
 
 def _astype(self, dtype):
     """The values in another float dtype (differentiable; the gradient comes back in this tensor's dtype)."""
-    return self if np.dtype(dtype) == self.dtype else Cast(dtype)(self)
+    return self if np.dtype(dtype) == self.dtype else Cast(dtype)._record(self)
 
 
 def _shape_args(args):
@@ -685,41 +693,41 @@ def _rpow(self, base):
 
 # ============================================================ binding: the Tensor's operators and methods
 
-Tensor.__add__ = lambda self, other: Add()(self, other)
-Tensor.__radd__ = lambda self, other: Add()(other, self)
-Tensor.__sub__ = lambda self, other: Sub()(self, other)
-Tensor.__rsub__ = lambda self, other: Sub()(other, self)
-Tensor.__mul__ = lambda self, other: Mul()(self, other)
-Tensor.__rmul__ = lambda self, other: Mul()(other, self)
-Tensor.__truediv__ = lambda self, other: Div()(self, other)
-Tensor.__rtruediv__ = lambda self, other: Div()(other, self)
-Tensor.__neg__ = lambda self: Neg()(self)
-Tensor.__pow__ = lambda self, p: Pow(p)(self)
+Tensor.__add__ = lambda self, other: Add()._record(self, other)
+Tensor.__radd__ = lambda self, other: Add()._record(other, self)
+Tensor.__sub__ = lambda self, other: Sub()._record(self, other)
+Tensor.__rsub__ = lambda self, other: Sub()._record(other, self)
+Tensor.__mul__ = lambda self, other: Mul()._record(self, other)
+Tensor.__rmul__ = lambda self, other: Mul()._record(other, self)
+Tensor.__truediv__ = lambda self, other: Div()._record(self, other)
+Tensor.__rtruediv__ = lambda self, other: Div()._record(other, self)
+Tensor.__neg__ = lambda self: Neg()._record(self)
+Tensor.__pow__ = lambda self, p: Pow(p)._record(self)
 Tensor.__rpow__ = _rpow
-Tensor.__matmul__ = lambda self, other: MatMul()(self, other)
-Tensor.__rmatmul__ = lambda self, other: MatMul()(other, self)
-Tensor.__getitem__ = lambda self, index: GetItem(index)(self)
-Tensor.exp = lambda self: Exp()(self)
-Tensor.log = lambda self: Log()(self)
-Tensor.tanh = lambda self: Tanh()(self)
-Tensor.abs = lambda self: Abs()(self)
-Tensor.sqrt = lambda self: Pow(0.5)(self)
-Tensor.sum = _reduction(lambda x, axis, keepdims: Sum(axis, keepdims)(x), "sum")
-Tensor.max = _reduction(lambda x, axis, keepdims: Max(axis, keepdims)(x), "max")
+Tensor.__matmul__ = lambda self, other: MatMul()._record(self, other)
+Tensor.__rmatmul__ = lambda self, other: MatMul()._record(other, self)
+Tensor.__getitem__ = lambda self, index: GetItem(index)._record(self)
+Tensor.exp = lambda self: Exp()._record(self)
+Tensor.log = lambda self: Log()._record(self)
+Tensor.tanh = lambda self: Tanh()._record(self)
+Tensor.abs = lambda self: Abs()._record(self)
+Tensor.sqrt = lambda self: Pow(0.5)._record(self)
+Tensor.sum = _reduction(lambda x, axis, keepdims: Sum(axis, keepdims)._record(x), "sum")
+Tensor.max = _reduction(lambda x, axis, keepdims: Max(axis, keepdims)._record(x), "max")
 Tensor.min = _reduction(_min, "min")
 Tensor.mean = _reduction(_mean, "mean")
 Tensor.var = _var
 Tensor.std = _std
-Tensor.log1p = lambda self: Log1p()(self)
-Tensor.sin = lambda self: Sin()(self)
-Tensor.cos = lambda self: Cos()(self)
-Tensor.__abs__ = lambda self: Abs()(self)
+Tensor.log1p = lambda self: Log1p()._record(self)
+Tensor.sin = lambda self: Sin()._record(self)
+Tensor.cos = lambda self: Cos()._record(self)
+Tensor.__abs__ = lambda self: Abs()._record(self)
 Tensor.clip = _clip
 Tensor.squeeze = _squeeze
-Tensor.flatten = lambda self: Reshape((self.size,))(self)
-Tensor.clone = lambda self: Mul()(self, 1.0)
+Tensor.flatten = lambda self: Reshape((self.size,))._record(self)
+Tensor.clone = lambda self: Mul()._record(self, 1.0)
 Tensor.astype = _astype
-Tensor.reshape = lambda self, *shape: Reshape(_shape_args(shape))(self)
-Tensor.transpose = lambda self, *axes: Transpose(_shape_args(axes) or None)(self)
-Tensor.T = property(lambda self: Transpose()(self))
+Tensor.reshape = lambda self, *shape: Reshape(_shape_args(shape))._record(self)
+Tensor.transpose = lambda self, *axes: Transpose(_shape_args(axes) or None)._record(self)
+Tensor.T = property(lambda self: Transpose()._record(self))
 Tensor.broadcast_to = lambda self, *shape: broadcast_to(self, _shape_args(shape))

@@ -13,8 +13,8 @@ import functools
 import inspect
 import math
 import os
-import threading
 import traceback
+import weakref
 
 import numpy as np
 
@@ -22,6 +22,7 @@ import numpy as np
 _GRAD, _ANOMALY, _CAPTURE = 1, 2, 4
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _mode = contextvars.ContextVar("tinygrad_dl_mode", default=_GRAD)
+_entered = contextvars.ContextVar("tinygrad_dl_mode_tokens", default=())  # (mode object, token) per `with`, per context
 _capture = contextvars.ContextVar("tinygrad_dl_capture", default=None)  # the recorder, while dl.jit captures
 
 
@@ -33,21 +34,24 @@ def is_grad_enabled() -> bool:
 class _SetMode:
     """Context manager and decorator that switches flags of the per-thread mode on or off.
 
-    One object may be entered from several threads at once (each thread saves its own previous mode), and as a
-    decorator of a generator function it holds while the generator's body runs, not only while it is created."""
+    One object may be entered from several threads or asyncio tasks at once (each context keeps its own tokens),
+    and as a decorator of a generator function it holds while the generator's body runs, not only while it is
+    created."""
 
     def __init__(self, flag: int, on: bool):
-        self.flag, self.on, self._saved = flag, on, threading.local()
+        self.flag, self.on = flag, on
 
     def __enter__(self):
         mode = _mode.get()
-        stack = self._saved.__dict__.setdefault("stack", [])
-        stack.append(mode)
-        _mode.set(mode | self.flag if self.on else mode & ~self.flag)
+        token = _mode.set(mode | self.flag if self.on else mode & ~self.flag)
+        _entered.set(_entered.get() + ((self, token),))
         return self
 
     def __exit__(self, *exc):
-        _mode.set(self._saved.stack.pop())
+        stack = _entered.get()
+        i = max(k for k, (ctx, _) in enumerate(stack) if ctx is self)
+        _mode.reset(stack[i][1])
+        _entered.set(stack[:i] + stack[i + 1:])
         return False
 
     def __call__(self, func):
@@ -152,10 +156,23 @@ class Tensor:
         self._modified()
 
     def _modified(self):
-        """Record that the values changed in place (optimizers call this after each update)."""
+        """Record that the values changed in place (optimizers call this after each update). The count goes on the
+        tensor and on the memory it views, so a change made through a view or a detached copy is seen too."""
         global _EDITS
         _EDITS += 1
         self._version = _EDITS
+        data = self._data
+        root = data if type(data) is np.ndarray and data.base is None else _root(data)
+        entry = _ARRAY_EDITS.get(id(root))
+        if entry is not None and entry[0]() is root:
+            entry[1] = _EDITS
+            return
+        try:
+            key = id(root)
+            ref = weakref.ref(root, lambda _, key=key: _ARRAY_EDITS.pop(key, None))
+        except TypeError:  # an array type without weak references: the tensor's own count still holds
+            return
+        _ARRAY_EDITS[key] = [ref, _EDITS]
 
     # --- plain properties ------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -327,6 +344,23 @@ def is_capturing() -> bool:
 
 PRIMITIVES: dict[str, type] = {}  # name -> class: every subclass of the primitive base class in ops.py
 _EDITS = 0  # counts in-place changes of tensors; a tensor's _version is the count at its last change
+_ARRAY_EDITS: dict = {}  # id(base array) -> [weak reference to it, count at the last change through any tensor]
+
+
+def _root(arr):
+    """The array that owns the memory `arr` views."""
+    base = getattr(arr, "base", None)
+    while isinstance(base, np.ndarray):
+        arr, base = base, base.base
+    return arr
+
+
+def _edits_of(t) -> int:
+    """The count at the last in-place change of t's values, through t or through any tensor sharing its memory."""
+    root = _root(t._data)
+    entry = _ARRAY_EDITS.get(id(root))
+    shared = entry[1] if entry is not None and entry[0]() is root else 0
+    return max(getattr(t, "_version", 0), shared)
 _UNSET = object()
 
 
@@ -376,7 +410,7 @@ class Function:
     def _record(self, *inputs):
         # the hot path of every forward op, kept flat on purpose (one and two inputs without generic loops): a planar
         # training step runs 1.26M instructions with it and 1.52M with the generic branch alone (callgrind).
-        # Built-in primitives are always fresh instances, so they call this directly (ops._Primitive).
+        # The library's own call sites (ops.py) make a fresh instance every time, so they call this directly.
         try:
             if len(inputs) == 2:
                 a, b = inputs
@@ -593,7 +627,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
 def _check_unchanged(fn, out, inputs):
     """Refuse to backpropagate through values that changed in place after the op saved them."""
     edits = fn.edits  # a tensor's _version is set only when it changes in place: unchanged tensors have none
-    changed = [(x, role) for x, role in fn._reads(out) if getattr(x, "_version", 0) > edits]
+    changed = [(x, role) for x, role in fn._reads(out) if _edits_of(x) > edits]
     if changed:
         x, role = changed[0]
         raise RuntimeError(
@@ -627,7 +661,6 @@ def _tensor_rule(fn, g, out, create_graph):
         if not isinstance(r, (Tensor, np.ndarray, float, int, np.number)) or isinstance(r, bool):
             raise TypeError(f"{fn.name}.backward: the gradient for input {i} is a {type(r).__name__}, "
                             f"expected a Tensor shaped like the input {x.shape} (or like the output)")
-        _check_fits(fn, i, np.shape(_value(r)), x.shape)
         if create_graph and x.requires_grad and not isinstance(r, Tensor):
             raise TypeError(f"{fn.name}.backward returned an ndarray for input {i} while create_graph=True: a rule "
                             f"computed on `.data` (ndarrays) records no graph, so every second derivative through "
@@ -638,16 +671,6 @@ def _tensor_rule(fn, g, out, create_graph):
                             f"derivatives would silently be 0. Write the rule with Tensor operations on grad, out "
                             f"and inputs")
     return raw if create_graph else [None if r is None else np.asarray(_value(r)) for r in raw]
-
-
-def _check_fits(fn, i, got, want):
-    """A gradient must be shaped like its input, or like something the input broadcasts to."""
-    if got == want:
-        return
-    lead = len(got) - len(want)
-    if lead < 0 or any(n != 1 and n != m for n, m in zip(want, got[lead:])):
-        raise ShapeError(f"{fn.name}.backward returned a gradient of shape {got} for input {i} of shape {want}; "
-                         f"it must have the input's shape (or the output's shape, when the input was broadcast)")
 
 
 def _fit(r, x):
