@@ -33,7 +33,7 @@ IMPL_MODULES = {
 IMPLS = tuple(IMPL_MODULES)
 BASELINE = "numpy"
 
-# Targets of issue 6 for `ours` (ratio of medians to the NumPy baseline, same run).
+# Eager targets for `ours` (ratio of medians to the NumPy baseline, same run).
 TARGETS = {"planar": 2.5, "tiny-batch": 1.15, "digits": 1.05, "deep": 1.05, "chain-10000": 4.0,
            "chain-100000": 4.0}
 MEMORY_TARGET = 1.3
