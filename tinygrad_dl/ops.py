@@ -1,10 +1,14 @@
 """The primitives: the only code in tinygrad_dl that knows a derivative.
 
-Each op is one small class: a one-line math docstring, `forward` on ndarrays, and `backward(grad, out, *inputs)`
+Each op is one small class: a one-line math docstring, `forward` on arrays, and `backward(grad, out, *inputs)`
 returning one gradient per input. Rules use only operations that Tensors and ndarrays share (`*`, `@`, `.T`,
 `.reshape`, `.sum`, indexing) plus constant masks computed from values, so the same rule runs on raw ndarrays
 for a first-order backward and on Tensors (recording a graph) for grad-of-grad. A gradient may be returned
 shaped like the op's output: `Function` sums broadcast dimensions back to each input's shape.
+
+A forward computes in its inputs' array library: NumPy directly (the fast path, `type(x) is _ndarray`), any
+other Array API library through `namespace(x)` with the standard's names (`xp.exp`, `xp.sum`, `xp.permute_dims`).
+On such arrays the engine runs the rules on Tensors, so they reach the same forwards.
 
 Subclassing `_Primitive` registers a class (`tensor.PRIMITIVES`), wherever it is defined, and the property tests in
 tests/test_ops.py then require an entry for it in their domain table. The bottom of the file binds the Tensor's
@@ -16,7 +20,9 @@ import operator
 
 import numpy as np
 
-from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value
+from . import _namespace as _ns
+from ._namespace import namespace
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _ndarray, _value
 
 
 class _Primitive(Function):
@@ -48,7 +54,7 @@ def _check_broadcast(op, a, b):
 
 def _mask(condition, like):
     """A constant 0/1 mask in the dtype of `like` (values, not graph)."""
-    return condition.astype(_value(like).dtype)
+    return _ns.astype(condition, _value(like).dtype)
 
 
 # ============================================================ elementwise arithmetic
@@ -146,7 +152,7 @@ class Exp(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.exp(x)
+        return np.exp(x) if type(x) is _ndarray else namespace(x).exp(x)
 
     def backward(self, grad, out, x):
         return (grad * out,)
@@ -157,7 +163,7 @@ class Log(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log(x)
+        return np.log(x) if type(x) is _ndarray else namespace(x).log(x)
 
     def backward(self, grad, out, x):
         return (grad / x,)
@@ -168,7 +174,7 @@ class Tanh(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.tanh(x)
+        return np.tanh(x) if type(x) is _ndarray else namespace(x).tanh(x)
 
     def backward(self, grad, out, x):
         return (grad * (1.0 - out * out),)
@@ -179,10 +185,11 @@ class Abs(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.abs(x)
+        return np.abs(x) if type(x) is _ndarray else namespace(x).abs(x)
 
     def backward(self, grad, out, x):
-        return (grad * np.sign(_value(x)),)
+        v = _value(x)
+        return (grad * (np.sign(v) if type(v) is _ndarray else namespace(v).sign(v)),)
 
 
 class Maximum(_Primitive):
@@ -192,7 +199,9 @@ class Maximum(_Primitive):
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("maximum", a, b)
-        return np.maximum(a, b)
+        if type(a) is _ndarray or type(b) is _ndarray:
+            return np.maximum(a, b)  # (NumPy beside Dask: Dask's own ufunc takes over)
+        return _ns.common("maximum", a, b).maximum(a, b)
 
     def backward(self, grad, out, a, b):
         av, bv = _value(a), _value(b)
@@ -205,18 +214,23 @@ class Where(_Primitive):
     __slots__ = ("cond",)
 
     def __init__(self, cond):
-        cond = np.asarray(_value(cond))
-        if cond.dtype != np.bool_:
+        cond = _value(cond)
+        if type(cond) is not _ndarray:
+            cond = cond if _ns.is_foreign(cond) else np.asarray(cond)
+        if (cond.dtype != np.bool_) if type(cond) is _ndarray else not _ns.is_bool(cond):
             raise TypeError(f"where: the condition must be boolean (e.g. z > 0); got dtype {cond.dtype}")
         self.cond = cond
 
     def forward(self, a, b):
+        cond = self.cond
         if a.shape != b.shape:
             _check_broadcast("where", a, b)
         for v in (a, b):
-            if v.shape != self.cond.shape:
-                _check_broadcast("where", self.cond, v)
-        return np.where(self.cond, a, b)
+            if v.shape != cond.shape:
+                _check_broadcast("where", cond, v)
+        if type(cond) is type(a) is type(b) is _ndarray:
+            return np.where(cond, a, b)
+        return _ns.common("where", cond, a, b).where(cond, a, b)
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad  # a boolean mask multiplies in the gradient's dtype
@@ -228,7 +242,7 @@ class Log1p(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log1p(x)
+        return np.log1p(x) if type(x) is _ndarray else namespace(x).log1p(x)
 
     def backward(self, grad, out, x):
         return (grad / (1.0 + x),)
@@ -239,7 +253,7 @@ class Sin(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.sin(x)
+        return np.sin(x) if type(x) is _ndarray else namespace(x).sin(x)
 
     def backward(self, grad, out, x):
         return (grad * _unary(Cos, x),)
@@ -250,7 +264,7 @@ class Cos(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.cos(x)
+        return np.cos(x) if type(x) is _ndarray else namespace(x).cos(x)
 
     def backward(self, grad, out, x):
         return (-(grad * _unary(Sin, x)),)
@@ -267,16 +281,26 @@ class Cast(_Primitive):
     saves_values = False
 
     def __init__(self, dtype):
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:  # another library's dtype object (array_api_strict.float32, ...): checked where it runs
+            self.dtype = dtype
+            return
         if self.dtype.kind != "f":
             raise TypeError(f"astype: a Tensor holds floats (float64 or float32), not {self.dtype}; "
                             f"for integers or booleans use .numpy().astype(...)")
 
     def forward(self, x):
-        return x.astype(self.dtype)
+        if type(x) is _ndarray:
+            return x.astype(self.dtype)
+        xp = namespace(x)
+        dtype = _ns.dtype_in(xp, self.dtype)
+        if not xp.isdtype(dtype, "real floating"):
+            raise TypeError(f"astype: a Tensor holds floats (float64 or float32), not {dtype}")
+        return xp.astype(x, dtype)
 
     def backward(self, grad, out, x):
-        return (Cast(x.dtype)(grad) if isinstance(grad, Tensor) else grad.astype(x.dtype),)
+        return (Cast(x.dtype)(grad) if isinstance(grad, Tensor) else _ns.astype(grad, x.dtype),)
 
 
 # ============================================================ linear algebra
@@ -328,7 +352,9 @@ class Sum(_Primitive):
 
     def forward(self, x):
         self.axis = _axes(self.axis, x.ndim)
-        return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        if type(x) is _ndarray:
+            return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        return namespace(x).sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape),)
@@ -345,12 +371,20 @@ class Max(_Primitive):
         if x.size == 0:
             raise ShapeError("max: cannot take the max of an empty tensor")
         self.axis = _axes(self.axis, x.ndim)
-        return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        if type(x) is _ndarray:
+            return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        return namespace(x).max(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
-        hit = _value(x) == _value(out).reshape(kept)
-        share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(_value(out).dtype)
+        xv, yv = _value(x), _value(out)
+        if type(xv) is _ndarray:
+            hit = xv == yv.reshape(kept)
+            share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(yv.dtype)
+        else:
+            xp = _ns.common("max", xv, yv)
+            hit = xp.astype(xv == xp.reshape(yv, kept), yv.dtype)
+            share = hit / xp.sum(hit, axis=self.axis, keepdims=True)
         return (grad.reshape(kept) * share,)
 
 
@@ -369,7 +403,7 @@ class Reshape(_Primitive):
 
     def forward(self, x):
         try:
-            return x.reshape(self.shape)
+            return x.reshape(self.shape) if type(x) is _ndarray else namespace(x).reshape(x, self.shape)
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}") from None
 
@@ -391,7 +425,7 @@ class Transpose(_Primitive):
         elif (len(self.axes) != x.ndim or any(not -x.ndim <= a < x.ndim for a in self.axes)
               or sorted(a % x.ndim for a in self.axes) != list(range(x.ndim))):
             raise ShapeError(f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
-        return x.transpose(self.axes)
+        return x.transpose(self.axes) if type(x) is _ndarray else namespace(x).permute_dims(x, self.axes)
 
     def backward(self, grad, out, x):
         return (grad.transpose(tuple(np.argsort([a % out.ndim for a in self.axes]))),)
@@ -407,7 +441,9 @@ class BroadcastTo(_Primitive):
 
     def forward(self, x):
         try:
-            return np.broadcast_to(x, self.shape)
+            if type(x) is _ndarray:
+                return np.broadcast_to(x, self.shape)
+            return namespace(x).broadcast_to(x, self.shape)
         except ValueError:
             raise ShapeError(f"broadcast_to: cannot broadcast {x.shape} to {self.shape}") from None
 
@@ -442,7 +478,7 @@ class GetItem(_Primitive):
         self.index, self.fancy = _index(index)
 
     def forward(self, x):
-        return x[self.index]
+        return x[self.index] if type(x) is _ndarray else _ns.getitem(x, self.index, self.fancy)
 
     def backward(self, grad, out, x):
         return (scatter(grad, self.index, x.shape),)
@@ -458,6 +494,8 @@ class Scatter(_Primitive):
         self.shape = tuple(shape)
 
     def forward(self, x):
+        if type(x) is not _ndarray:
+            return _ns.scatter(x, self.index, self.shape, self.fancy)
         y = np.zeros(self.shape, dtype=x.dtype)
         if self.fancy:
             np.add.at(y, self.index, x)  # integer arrays may repeat an index: contributions add up
@@ -486,7 +524,9 @@ class Concatenate(_Primitive):
             if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
                                            if i != self.axis):
                 raise ShapeError(f"concatenate: shapes {[t.shape for t in xs]} differ outside axis {self.axis}")
-        return np.concatenate(xs, axis=self.axis)
+        if all(type(x) is _ndarray for x in xs):
+            return np.concatenate(xs, axis=self.axis)
+        return _ns.common("concatenate", *xs).concat(list(xs), axis=self.axis)
 
     def backward(self, grad, out, *xs):
         grads, start = [], 0
@@ -613,6 +653,12 @@ def _clip(self, min=None, max=None):
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     x = self.data
+    if type(x) is not _ndarray:
+        xp = namespace(x)
+        below = x < min if min is not None else None
+        above = x > max if max is not None else None
+        outside = below if above is None else above if below is None else below | above
+        return Where(~outside)(self, xp.clip(x, min, max))
     outside = np.zeros(x.shape, dtype=bool)
     if min is not None:
         outside |= x < min
@@ -633,6 +679,9 @@ def _squeeze(self, axis=None, *, dim=None):
 
 def _astype(self, dtype):
     """The values in another float dtype (differentiable; the gradient comes back in this tensor's dtype)."""
+    if type(self._data) is not _ndarray:
+        dtype = _ns.dtype_in(namespace(self._data), dtype)
+        return self if dtype == self.dtype else Cast(dtype)(self)
     return self if np.dtype(dtype) == self.dtype else Cast(dtype)(self)
 
 
