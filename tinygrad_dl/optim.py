@@ -5,6 +5,11 @@ average of dW, RMSprop one of dW**2, and Adam is both. `step()` updates every pa
 NumPy ufuncs (`out=`): no graph is recorded and nothing is allocated per step after the first. Parameters whose
 `.grad` is None are skipped; float32 parameters stay float32.
 
+Lazy gradients (Dask arrays: data on workers, parameters as NumPy arrays on the driver) are computed by `step()`
+all together, in one `dask.compute` that shares the forward and backward graph; `step(cost)` computes the cost in
+the same pass and returns its value. Parameters held in another library (CuPy, array_api_strict) are updated
+with that library's operations, in the same order of operations as NumPy's.
+
     >>> import numpy as np, tinygrad_dl as dl
     >>> W = dl.Tensor(np.ones((2, 3)), requires_grad=True)
     >>> opt = dl.optim.Adam([W], lr=0.01)
@@ -17,7 +22,8 @@ import numbers
 
 import numpy as np
 
-from .tensor import Tensor
+from . import _namespace as _ns
+from .tensor import Tensor, _ndarray
 
 __all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "Momentum", "RMSprop", "Adam",
            "inverse_time_decay", "exponential_decay"]
@@ -71,8 +77,10 @@ class ExponentialAverage:
         """The current average (bias-corrected if asked); None before the first update."""
         if self.raw is None:
             return None
-        if isinstance(self.raw, np.ndarray):
-            return self.raw / self.correction if self.bias_correction else self.raw.copy()
+        if isinstance(self.raw, np.ndarray) or _ns.is_foreign(self.raw):
+            if self.bias_correction:
+                return self.raw / self.correction
+            return self.raw.copy() if isinstance(self.raw, np.ndarray) else self.raw * 1.0
         return self.raw / self.correction
 
     def update(self, x):
@@ -86,7 +94,9 @@ class ExponentialAverage:
         if isinstance(x, Tensor):
             x = x.data
         v, beta = self.raw, self.beta
-        if v is None:
+        if type(x) is not _ndarray and _ns.is_foreign(x):
+            self._update_any(x)
+        elif v is None:
             if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
                 self.raw = (1.0 - beta) * float(x)
             else:
@@ -106,6 +116,19 @@ class ExponentialAverage:
                                  f"shape {np.shape(x)}")
             self.raw = beta * v + (1.0 - beta) * float(x)
         self.t += 1
+
+    def _update_any(self, x):
+        """The same update on another library's array, in NumPy's order of operations."""
+        v = self.raw
+        if v is None:
+            self.raw = x * (1.0 - self.beta)
+            return
+        if v.shape != x.shape:
+            raise ValueError(f"ExponentialAverage.update: x has shape {x.shape} but the average so far has shape "
+                             f"{v.shape} (one average per array; use a new one for another shape)")
+        v = v * self._ratio
+        v = v + x
+        self.raw = v * (1.0 - self.beta)
 
     def __repr__(self):
         return f"ExponentialAverage(beta={self.beta}, bias_correction={self.bias_correction}, t={self.t})"
@@ -168,18 +191,56 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self):
-        """One update of every parameter that has a gradient, in place, recording no graph."""
+    def step(self, cost=None):
+        """One update of every parameter that has a gradient, in place, recording no graph.
+
+        Lazy (Dask) gradients are computed first, all in ONE `dask.compute`, and `.grad` then holds their values.
+        With `cost` (the cost Tensor of this step) its value is computed in that same pass and returned as a
+        float, so logging the cost costs no second pass over the data; without it, step returns None."""
+        value = None if cost is None else self._compute_lazy(cost)
         for i, p in enumerate(self.params):
             dW = p.grad
             if dW is None:
                 continue
-            W = p.data
-            if dW.shape != W.shape:
-                raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
-                                 f"shape {dW.shape}")
-            self._update(i, W, dW)
+            W = p._data  # (the slot itself: the `data` property costs a call per parameter per step)
+            if type(dW) is not _ndarray:  # (a parameter in another library has its gradient there too)
+                self._step_any(i, p)
+            elif dW.shape != W.shape:
+                self._shape_error(i, W, dW)
+            else:
+                self._update(i, W, dW)
             p._modified()  # a graph that saved p's old values now refuses to backpropagate through them
+        return value
+
+    def _step_any(self, i, p):
+        """The update of a parameter whose gradient is lazy (computed here, with all the others) or whose values
+        live in another library (updated with its own operations; a Dask array is replaced, never changed)."""
+        if _ns.is_lazy(p.grad):
+            self._compute_lazy(None)
+        W, dW = p.data, p.grad
+        if dW.shape != W.shape:
+            self._shape_error(i, W, dW)
+        if type(W) is _ndarray and type(dW) is _ndarray:
+            self._update(i, W, dW)
+        elif type(W) is _ndarray:
+            raise TypeError(f"{type(self).__name__}.step: params[{i}] is a NumPy array but its gradient is a "
+                            f"{_ns.library_name(dW)} array; move the parameter there first "
+                            f"(p.data = xp.asarray(p.data))")
+        else:
+            p._data = self._update_any(i, W, dW)
+
+    def _shape_error(self, i, W, dW):
+        raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
+                         f"shape {dW.shape}")
+
+    def _compute_lazy(self, cost):
+        """Compute every lazy gradient (and the cost's value) in one `dask.compute`; `.grad` keeps the values."""
+        grads = [p.grad for p in self.params]
+        c = cost.data if isinstance(cost, Tensor) else cost
+        *grads, c = _ns.compute(grads + [c])
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        return None if c is None else float(_ns.to_numpy(c).item())
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
@@ -189,6 +250,10 @@ class Optimizer:
         return buf
 
     def _update(self, i, W, dW):
+        raise NotImplementedError
+
+    def _update_any(self, i, W, dW):
+        """The update on another library's arrays: returns the new W (computed in place where the library can)."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -205,6 +270,10 @@ class GradientDescent(Optimizer):
         buf = np.multiply(dW, self.lr, out=self._buffer(i, W), casting="same_kind")
         np.subtract(W, buf, out=W)
 
+    def _update_any(self, i, W, dW):
+        W -= dW * self.lr
+        return W
+
 
 class Momentum(Optimizer):
     """Gradient descent with momentum: v = beta v + (1 - beta) dW (an exponentially weighted average of the
@@ -220,6 +289,12 @@ class Momentum(Optimizer):
         v.update_(dW)
         buf = np.multiply(v.raw, self.lr / v.correction, out=self._buffer(i, W), casting="same_kind")
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        v = self.v[i]
+        v.update_(dW)
+        W -= v.raw * (self.lr / v.correction)
+        return W
 
 
 class RMSprop(Optimizer):
@@ -240,6 +315,12 @@ class RMSprop(Optimizer):
         np.divide(dW, buf, out=buf, casting="same_kind")
         buf *= self.lr
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        s = self.s[i]
+        s.update_(dW * dW)
+        W -= dW / (_ns.namespace(W).sqrt(s.raw) + self.eps) * self.lr
+        return W
 
 
 class Adam(Optimizer):
@@ -267,6 +348,13 @@ class Adam(Optimizer):
         np.divide(m.raw, buf, out=buf, casting="same_kind")
         buf *= self.lr / m.correction
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        m, v = self.m[i], self.v[i]
+        m.update_(dW)
+        v.update_(dW * dW)
+        W -= m.raw / (_ns.namespace(W).sqrt(v.raw) / math.sqrt(v.correction) + self.eps) * (self.lr / m.correction)
+        return W
 
 
 # ============================================================ learning-rate decay (§3.3)
