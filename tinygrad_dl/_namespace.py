@@ -188,6 +188,18 @@ def constant(value, like):
     return namespace(like).asarray(value, dtype=like.dtype)
 
 
+def reshape(x, shape):
+    """x with another shape. Dask reshapes only by merging or splitting axes evenly: other reshapes go through
+    the flat array (a merge, then a split)."""
+    xp = namespace(x)
+    try:
+        return xp.reshape(x, shape)
+    except NotImplementedError:
+        if not is_lazy(x):
+            raise
+        return xp.reshape(xp.reshape(x, (-1,)), shape)
+
+
 # --- indexing: NumPy's index rules on any array ----------------------------------------------------------
 
 def getitem(x, index, fancy):

@@ -403,7 +403,7 @@ class Reshape(_Primitive):
 
     def forward(self, x):
         try:
-            return x.reshape(self.shape) if type(x) is _ndarray else namespace(x).reshape(x, self.shape)
+            return x.reshape(self.shape) if type(x) is _ndarray else _ns.reshape(x, self.shape)
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}") from None
 
