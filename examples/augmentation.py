@@ -11,7 +11,8 @@ dev set (the course's rule: augment with the variations the dev/test data really
 augmented network is far better. With fewer training images (--m-train 50) augmentation also helps on the centred
 dev set for some seeds: measure, do not assume.
 
-    python examples/augmentation.py [--quick] [--seed N] [--out DIR] [--epochs N] [--copies K] [--m-train M]
+    python examples/augmentation.py [--quick] [--seed N] [--out DIR] [--threads N]
+        [--epochs N] [--copies K] [--m-train M]
 """
 import os
 

@@ -28,18 +28,38 @@ EXAMPLES_DIR = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------- command line
 
 def parse_args(name: str, doc: str, add_arguments=None) -> argparse.Namespace:
-    """The flags every example has: --quick, --seed, --out (default examples/out/<name>/). Creates the folder."""
+    """The flags every example has: --quick, --seed, --out (default examples/out/<name>/), --threads.
+    Creates the folder and sets the number of BLAS threads."""
     parser = argparse.ArgumentParser(prog=f"{name}.py", description=doc.strip().splitlines()[0],
                                      epilog="Course notes: see the docstring at the top of the script.")
     parser.add_argument("--quick", action="store_true", help="a few iterations only (for tests; seconds)")
     parser.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same run")
     parser.add_argument("--out", default=os.path.join(EXAMPLES_DIR, "out", name),
-                        help="folder for plots and pictures (default: examples/out/%(prog)s/)")
+                        help=f"folder for plots and pictures (default: examples/out/{name}/)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for NumPy (default 1: the course's matrices are small, and more threads "
+                             "only wait for each other; 0 keeps NumPy's own default)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args()
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
     os.makedirs(args.out, exist_ok=True)
+    print(f"BLAS threads: {blas_threads(args.threads)}", flush=True)
     return args
+
+
+def blas_threads(n: int):
+    """Limit NumPy's BLAS to n threads for the rest of the run (n = 0: leave it as it is); returns the number
+    in use, or a note when threadpoolctl is missing."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return "not set (pip install threadpoolctl, or set OPENBLAS_NUM_THREADS=1)"
+    if n:
+        threadpool_limits(limits=n, user_api="blas")   # kept for the whole process
+    counts = sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+    return ", ".join(map(str, counts)) or "no BLAS library found"
 
 
 def result(**metrics) -> None:
@@ -160,7 +180,7 @@ def mlp(layer_dims, hidden=nn.ReLU, init="he", rng=None, keep_prob=None):
         if l < len(layer_dims) - 1:
             layers.append(hidden())
             if keep_prob is not None and keep_prob < 1:
-                layers.append(nn.Dropout(keep_prob, rng=rng))
+                layers.append(nn.Dropout(keep_prob=keep_prob, rng=rng))
     return nn.Sequential(*layers)
 
 
@@ -202,16 +222,14 @@ def train(model, cost_fn, opt, X, Y, epochs: int, batch_size=None, rng=None, des
     return costs
 
 
-@dl.no_grad()
 def predict(model, X) -> np.ndarray:
-    """Labels (1, m): Z[L] > 0 (i.e. sigmoid > 0.5) for one output unit, argmax over classes otherwise."""
-    Z = model(dl.Tensor(X)).numpy()
-    return (Z > 0).astype(np.float64) if Z.shape[0] == 1 else Z.argmax(axis=0).reshape(1, -1).astype(np.float64)
+    """Labels (m,): Z[L] > 0 (i.e. sigmoid > 0.5) for one output unit, argmax over classes otherwise."""
+    return nn.predicted_labels(model.predict(X), from_logits=True)
 
 
 def accuracy(model, X, Y) -> float:
-    """Fraction of examples whose predicted label equals Y."""
-    return float(np.mean(predict(model, X) == Y))
+    """Fraction of examples whose predicted label equals Y (the model's last layer gives logits)."""
+    return nn.accuracy(model.predict(X), Y, from_logits=True)
 
 
 # --------------------------------------------------------------------------- plots

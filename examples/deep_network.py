@@ -9,7 +9,7 @@ forward, cost, backward, update, repeated (batch gradient descent on the whole t
 Writes cost.png (the cost curve) and graph.svg (the computation graph of the cost, drawn by dl.viz; needs the
 graphviz `dot` program, otherwise only graph.dot is written and a notice printed).
 
-    python examples/deep_network.py [--quick] [--seed N] [--out DIR] [--iterations N] [--lr ALPHA]
+    python examples/deep_network.py [--quick] [--seed N] [--out DIR] [--threads N] [--iterations N] [--lr ALPHA]
 """
 import os
 

@@ -10,7 +10,7 @@ Part 2: a small recurrent network h_t = tanh(W h_{t-1} + U x_t + b) over sequenc
 skips an update (an `if` on the tensor's value) when the input is a 'blank' (|x_t| < 0.1); the cost of the whole
 batch is gradient-checked against two-sided differences.
 
-    python examples/define_by_run.py [--quick] [--seed N] [--out DIR]
+    python examples/define_by_run.py [--quick] [--seed N] [--out DIR] [--threads N]
 """
 import os
 

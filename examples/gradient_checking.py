@@ -10,7 +10,7 @@ activation of layer 2 of a 3-layer network, once with the right derivative (sigm
 sign slip (sigmoid(-x)). Backprop runs from the cost backwards, so the parameters of layer 3 (after the bug)
 check clean and every parameter from layer 2 down is wrong: the first failing layer names the culprit.
 
-    python examples/gradient_checking.py [--quick] [--seed N] [--out DIR]
+    python examples/gradient_checking.py [--quick] [--seed N] [--out DIR] [--threads N]
 """
 import os
 

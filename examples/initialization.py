@@ -8,7 +8,7 @@ Part 1 trains the course's 3-layer ReLU network [2, 10, 5, 1] on two circles fro
 Part 2 measures ||dW[l]|| per layer of a 15-layer ReLU network on digits, at initialization, for W = randn * 0.01
 (vanishes), W = randn * 1 (explodes) and He (stays level).
 
-    python examples/initialization.py [--quick] [--seed N] [--out DIR] [--iterations N]
+    python examples/initialization.py [--quick] [--seed N] [--out DIR] [--threads N] [--iterations N]
 """
 import os
 
@@ -32,8 +32,7 @@ def distinct_units(W, decimals=6) -> int:
 
 
 def part1(args, iterations):
-    (X, Y), _, (X_test, Y_test) = dl.data.split(*common.circles(400, 0.08, rng=args.seed), (0.75, 0.0, 0.25),
-                                                rng=args.seed)
+    (X, Y), (X_test, Y_test) = dl.data.split(*common.circles(400, 0.08, rng=args.seed), (0.75, 0.25), rng=args.seed)
     rows, panels, curves, accs = [], [], {}, {}
     for k, (name, W_init) in enumerate(INITS.items()):
         model = common.mlp([2, 10, 5, 1], init=W_init, rng=args.seed)

@@ -6,7 +6,7 @@ Course notes §1.2 (Logistic Regression as a Neural Network) and §1.2.1 (Gradie
 with w = 0, b = 0 at the start. The derivatives dw, db come from `cost.backward()`, not from hand-written formulas.
 The inputs are normalized with the training set's mu and sigma (§3.2.1).
 
-    python examples/logistic_regression.py [--quick] [--seed N] [--out DIR] [--iterations N] [--lr ALPHA]
+    python examples/logistic_regression.py [--quick] [--seed N] [--out DIR] [--threads N] [--iterations N] [--lr ALPHA]
 """
 import os
 
@@ -27,7 +27,7 @@ def main():
     cancer = load_breast_cancer()                           # 569 tumours, 30 features; 1 = benign
     X = dl.data.columns(cancer.data)                        # (30, 569): examples are columns
     Y = cancer.target.reshape(1, -1).astype(np.float64)     # (1, 569)
-    (X_train, Y_train), _, (X_test, Y_test) = dl.data.split(X, Y, fractions=(0.8, 0.0, 0.2), rng=args.seed)
+    (X_train, Y_train), (X_test, Y_test) = dl.data.split(X, Y, fractions=(0.8, 0.2), rng=args.seed)
     norm = dl.data.Normalizer().fit(X_train)
     X_train, X_test = dl.Tensor(norm(X_train), name="X"), dl.Tensor(norm(X_test), name="X_test")
     n_x, m = X_train.shape
@@ -48,9 +48,10 @@ def main():
         costs.append(cost.item())
         bar.log(i, cost=costs[-1])
 
-    with dl.no_grad():
-        train_acc = float(np.mean((F.sigmoid(w.T @ X_train + b).numpy() > 0.5) == Y_train))
-        test_acc = float(np.mean((F.sigmoid(w.T @ X_test + b).numpy() > 0.5) == Y_test))
+    def logits(X):                                          # Z = w^T X + b; predict: A = sigmoid(Z) > 0.5 <=> Z > 0
+        return w.T @ X + b
+    train_acc = dl.nn.accuracy(dl.nn.predict(logits, X_train), Y_train, from_logits=True)
+    test_acc = dl.nn.accuracy(dl.nn.predict(logits, X_test), Y_test, from_logits=True)
     print(f"train accuracy {train_acc:.4f}   test accuracy {test_acc:.4f}")
     common.plot_curves(os.path.join(args.out, "cost.png"), {"J": costs}, xlabel="iteration",
                        title=f"logistic regression, alpha = {args.lr}")

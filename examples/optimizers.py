@@ -8,7 +8,7 @@ draws the trend through a noisy cost curve. Learning-rate decay: alpha = alpha0 
 
 All runs train the same network [2, 5, 2, 1] (ReLU, He init) from the same initial weights on the same moons.
 
-    python examples/optimizers.py [--quick] [--seed N] [--out DIR] [--epochs N]
+    python examples/optimizers.py [--quick] [--seed N] [--out DIR] [--threads N] [--epochs N]
 """
 import os
 

@@ -7,7 +7,8 @@ Course notes §3.1 (Regularization):
 and §3 (train / dev / test sets). Regularization trades a little training accuracy for a smaller train - dev gap.
 Data augmentation, the fourth regularizer of §3.1, is in augmentation.py.
 
-    python examples/regularization.py [--quick] [--seed N] [--out DIR] [--iterations N] [--lambd L] [--keep-prob P]
+    python examples/regularization.py [--quick] [--seed N] [--out DIR] [--threads N]
+        [--iterations N] [--lambd L] [--keep-prob P]
 """
 import os
 
@@ -29,10 +30,9 @@ def l2_cost(lambd):
     return cost
 
 
-@dl.no_grad()
 def dev_cost(model, X, Y) -> float:
-    model.eval()
-    return common.binary_cost(model, X, Y).item()
+    """The cost on the dev set, in eval mode (no dropout) and without a graph."""
+    return F.binary_cross_entropy_with_logits(model.predict(X), Y).item()
 
 
 def early_stopping(args, X, Y, X_dev, Y_dev, iterations):

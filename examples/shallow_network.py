@@ -5,7 +5,8 @@ Z[2] = W[2] A[1] + b[2], A[2] = sigmoid(Z[2]); §2.2 Activation functions; §2.3
 §2.4 Random initialization, W = randn * 0.01, b = 0. A logistic regression (no hidden layer) cannot separate the
 petals; a few tanh units can, and too many start to fit the noise.
 
-    python examples/shallow_network.py [--quick] [--seed N] [--out DIR] [--iterations N] [--sizes 1 2 4 ...]
+    python examples/shallow_network.py [--quick] [--seed N] [--out DIR] [--threads N]
+        [--iterations N] [--sizes 1 2 4 ...]
 """
 import os
 

@@ -4,6 +4,7 @@ the engine's own hook, the last step equal to every leaf's .grad from an ordinar
 formulas written out in NumPy, and no network request."""
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -345,3 +346,57 @@ def test_page_data_is_strict_json_that_cannot_end_its_script():
     grad = parsed["leaves"][0]["grad"]  # d(log x)/dx = 1/x: NaN at NaN, inf at 0, -inf at -0
     assert grad == ["NaN", "Infinity", "-Infinity", 1.0]
     assert text.count("<script") == 2 and text.count("</script>") == 2
+
+
+@pytest.mark.browser
+def test_a_summarised_page_still_steps_through_every_op(browser, tmp_path):
+    """Over max_nodes only the part nearest the output is drawn; every step is still listed and works."""
+    x = dl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True, name="x")
+    y = x
+    for _ in range(60):
+        y = (y * 0.5).tanh()
+    J = y.sum()
+    page_obj = viz.backprop_page(J, max_nodes=20)
+    assert "of 122 tensors drawn" in repr(page_obj)
+    path = page_obj.save(tmp_path / "big.html")
+    _, ids, steps, states = expected_steps(J)
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.goto("file://" + os.path.abspath(path))
+    assert "max_nodes=20" in page.text_content(".note")
+    for k in (1, 5, 60, len(steps)):
+        page.evaluate(f"location.hash = '#step={k}'")
+        page.wait_for_function(f"document.body.dataset.step === '{k}'")
+        drawn = page.evaluate("(id) => !!document.getElementById(id)", steps[k - 1]["op"])
+        assert drawn == (k <= 5)  # the first steps (nearest the output) are drawn
+        assert ("not drawn" in page.text_content("#panel")) == (not drawn)
+        flow = page.query_selector(".flow")
+        np.testing.assert_array_equal(as_floats(flow.get_attribute("data-grad")), steps[k - 1]["flows"][0][2].ravel())
+    page.click("#next")
+    leaf = page.query_selector(".leaf-grad")
+    np.testing.assert_array_equal(as_floats(leaf.get_attribute("data-grad")), states[-1][ids[x]].ravel())
+    assert not errors, errors
+    page.close()
+
+
+def test_page_object_saves_and_shows_inline(tmp_path):
+    """backprop_page() -> BackpropPage (.html, .save, inline display); backprop_html(root, path) -> the path, a str
+    that a notebook also shows as the page; backprop_html(root) -> the BackpropPage."""
+    import html as html_lib
+    need_binary("dot")
+    J, _ = two_layer()
+    page = viz.backprop_page(J, title="two layers")
+    assert isinstance(page, viz.BackpropPage) and page.html.startswith("<!DOCTYPE html>")
+    assert repr(page).startswith("<BackpropPage 'two layers': ") and len(repr(page)) < 120
+    frame = page._repr_html_()
+    m = re.fullmatch(r'<iframe srcdoc="([^"]*)" title="two layers" sandbox="allow-scripts" style="[^"]*"[^>]*>'
+                     r"</iframe>", frame)
+    assert m and html_lib.unescape(m.group(1)) == page.html  # the whole page, self-contained, in one attribute
+    saved = page.save(tmp_path / "sub" / "p.html")
+    assert saved == str(tmp_path / "sub" / "p.html") and open(saved, encoding="utf-8").read() == page.html
+    path = viz.backprop_html(J, tmp_path / "q.html", title="two layers")
+    assert isinstance(path, str) and path == str(tmp_path / "q.html") and os.path.exists(path)
+    assert path._repr_html_() == frame
+    assert isinstance(viz.backprop_html(J, title="two layers"), viz.BackpropPage)
+    with pytest.raises(ValueError, match="max_nodes"):
+        viz.backprop_page(J, max_nodes=1)

@@ -80,7 +80,9 @@ def test_split_tensors_and_errors():
     with pytest.raises(ValueError, match="adding up to 1"):
         data.split(X, Y, (0.5, 0.2, 0.2))
     with pytest.raises(ValueError, match="adding up to 1"):
-        data.split(X, Y, (0.8, 0.2))
+        data.split(X, Y, (0.8, 0.1))
+    with pytest.raises(ValueError, match=r"two \(train, test\) or three"):
+        data.split(X, Y, (0.5, 0.2, 0.2, 0.1))
     with pytest.raises(ValueError, match="adding up to 1"):
         data.split(X, Y, (1.2, -0.1, -0.1))
     with pytest.raises(ValueError, match=r"X must be 2-D \(n_x, m\)"):
@@ -144,7 +146,7 @@ def test_normalizer_tensors_float32_and_errors():
 @settings(max_examples=60, deadline=None)
 def test_minibatches_partition_a_shuffle(m, batch_size, seed):
     X, Y = tagged(3, m)
-    batches = list(data.minibatches(X, Y, batch_size, rng=seed))
+    batches = list(data.minibatches(X, Y, batch_size, rng=np.random.default_rng(seed)))
     sizes = [xb.shape[1] for xb, _ in batches]
     expected = [batch_size] * (m // batch_size) + ([m % batch_size] if m % batch_size else [])
     assert sizes == expected
@@ -158,9 +160,9 @@ def test_minibatches_no_shuffle_one_hot_tensors_and_errors():
     X, Y = tagged(2, 10)
     assert [yb.tolist() for _, yb in data.minibatches(X, Y, 4, shuffle=False)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     Yoh = np.eye(3)[:, np.arange(10) % 3]
-    for xb, yb in data.minibatches(X, Yoh, 3, rng=0):
+    for xb, yb in data.minibatches(X, Yoh, 3, rng=np.random.default_rng(0)):
         assert yb.shape == (3, xb.shape[1]) and np.array_equal(yb.argmax(0), xb[0].astype(int) % 3)
-    tb = next(iter(data.minibatches(dl.Tensor(X), dl.Tensor(Yoh), 4, rng=0)))
+    tb = next(iter(data.minibatches(dl.Tensor(X), dl.Tensor(Yoh), 4)))
     assert isinstance(tb[0], dl.Tensor) and isinstance(tb[1], dl.Tensor)
     with pytest.raises(ValueError, match=r"minibatches: X has m = 10 examples .* but Y has 8"):
         data.minibatches(X, Y[:8])               # raised at the call, not at the first next()
@@ -341,3 +343,107 @@ def test_augment_errors():
         data.augment(X, y[:4])
     with pytest.raises(ValueError, match=r"image_shape must be \(h, w\)"):
         data.augment(X, y, image_shape=64)
+
+
+# ============================================================ two-way split, empty labels, big shifts
+
+def test_split_train_test_two_way():
+    X, Y = tagged(2, 10)
+    (X_tr, Y_tr), (X_te, Y_te) = data.split(X, Y, (0.8, 0.2), rng=3)
+    order = np.random.default_rng(3).permutation(10)                 # the oracle: permute, then cut 8 | 2
+    assert Y_tr.tolist() == order[:8].tolist() and Y_te.tolist() == order[8:].tolist()
+    assert np.array_equal(X_tr[0], Y_tr) and np.array_equal(X_te[0], Y_te)
+    (a, _), (b, _) = data.split(X, Y, (0.75, 0.25), shuffle=False)
+    assert a.shape == (2, 8) and b.shape == (2, 2)                   # 7.5 | 2.5: the larger remainder wins first
+
+
+def test_one_hot_edges():
+    assert data.one_hot([], n_classes=3).shape == (3, 0)
+    with pytest.raises(ValueError, match=r"no labels .* n_classes=10"):
+        data.one_hot([])
+    assert data.one_hot(np.array([1.0, 0.0])).tolist() == [[0, 1], [1, 0]]
+    for bad in ([0.5, 1], [np.inf, 1], [np.nan]):
+        with pytest.raises(ValueError, match="whole numbers"):
+            data.one_hot(bad)
+    with pytest.raises(TypeError, match="labels must be integers"):
+        data.one_hot(["a", "b"])
+    with pytest.raises(ValueError, match=">= 0"):
+        data.one_hot([-1, 2])
+    with pytest.raises(ValueError, match=r"shape \(m,\)"):
+        data.one_hot([[1, 2]])
+
+
+def test_shifts_larger_than_the_image_give_zeros_without_allocating():
+    import tracemalloc
+    X = np.arange(1.0, 17.0).reshape(16, 1)                          # one 4 x 4 image
+    for dy, dx in [(4, 0), (0, -4), (10 ** 9, 0), (0, -(10 ** 30)), (2 ** 62, 2 ** 62)]:
+        tracemalloc.start()
+        try:
+            out = data.shift_images(X, (4, 4), dy, dx)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert out.shape == (16, 1) and not out.any() and peak < 100_000, (dy, dx, peak)
+    np.testing.assert_array_equal(data.shift_images(X, (4, 4), 3, 0).reshape(4, 4),
+                                  loop_oracle(X.reshape(4, 4), 3, 0, False))    # one row left: the edge case
+    np.testing.assert_array_equal(data.shift_images(X, (4, 4), np.array([3]), -3).reshape(4, 4),
+                                  loop_oracle(X.reshape(4, 4), 3, -3, False))
+    with pytest.raises(TypeError, match="whole numbers of pixels"):
+        data.shift_images(X, (4, 4), 0.5, 0)
+    with pytest.raises(ValueError, match=r"dy must be one int or 1 ints"):
+        data.shift_images(X, (4, 4), [1, 2], 0)
+    X8, y = np.ones((64, 5)), np.arange(5)
+    Xa, _ = data.augment(X8, y, shifts=10 ** 6, copies=3, rng=0)
+    assert Xa.shape == (64, 20) and not Xa[:, 5:].any() and np.all(Xa[:, :5] == 1)
+    with pytest.raises(ValueError, match="below 2\\*\\*62"):
+        data.augment(X8, y, shifts=2 ** 70, rng=0)
+
+
+# ============================================================ the rng rule, per function
+
+def test_minibatches_refuses_an_int_seed_and_says_how():
+    X, Y = tagged(2, 10)
+    with pytest.raises(TypeError, match=r"minibatches: rng=0 would draw the same order at every call.*"
+                                        r"rng = np\.random\.default_rng\(0\)"):
+        data.minibatches(X, Y, 4, rng=0)
+
+
+def test_minibatches_with_a_generator_reshuffle_every_epoch_and_reproduce():
+    X, Y = tagged(2, 30)
+
+    def run(seed):
+        rng = np.random.default_rng(seed)
+        return [np.concatenate([yb for _, yb in data.minibatches(X, Y, 8, rng=rng)]) for _ in range(4)]
+    epochs = run(7)
+    oracle = np.random.default_rng(7)                                 # one permutation per epoch, in sequence
+    for order in epochs:
+        assert order.tolist() == oracle.permutation(30).tolist()
+    assert len({tuple(o) for o in epochs}) == 4                       # fresh every epoch
+    assert all(np.array_equal(a, b) for a, b in zip(epochs, run(7)))  # the same seed again, same process
+    assert not all(np.array_equal(a, b) for a, b in zip(epochs, run(8)))
+
+
+def test_one_shot_functions_repeat_for_an_int_and_continue_for_a_generator():
+    X, Y = tagged(64, 12)
+    for call in (lambda r: data.split(X, Y, (0.5, 0.5), rng=r)[0][1],
+                 lambda r: data.augment(X, Y, (8, 8), noise=0.1, rng=r)[0]):
+        assert np.array_equal(call(4), call(4))                        # an int: the same result every time
+        g = np.random.default_rng(4)
+        first, second = call(g), call(g)
+        assert np.array_equal(first, call(4)) and not np.array_equal(first, second)   # a Generator continues
+        g2 = np.random.default_rng(4)
+        assert np.array_equal(call(g2), first) and np.array_equal(call(g2), second)   # and reproduces
+    with pytest.raises(TypeError, match="Generator"):
+        data.split(X, Y, rng=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="non-negative"):
+        data.augment(X, Y, (8, 8), rng=-1)
+
+
+def test_early_stopping_restore_counts_as_a_change():
+    W = dl.Tensor(np.ones((2, 2)), requires_grad=True)
+    stop = data.EarlyStopping(patience=1)
+    stop.step(1.0, [W])
+    cost = (W * W).sum()
+    stop.restore()
+    with pytest.raises(RuntimeError, match="changed in place"):
+        cost.backward()

@@ -64,6 +64,7 @@ def quick(tmp_path_factory):
 
 def check_ran(name, out, proc, result):
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.stdout.startswith("BLAS threads: 1\n"), f"{name}: {proc.stdout[:200]}"   # the default, said first
     assert result is not None, f"{name}: last line is not `RESULT {{json}}`:\n{proc.stdout[-1000:]}"
     for filename in OUTPUTS[name]:
         path = out / filename
@@ -109,6 +110,7 @@ def test_help_and_determinism(tmp_path):
         for name, h in zip(EXAMPLES, helps):
             proc = h.result()
             assert proc.returncode == 0 and "--quick" in proc.stdout and "--seed" in proc.stdout, name
+            assert f"examples/out/{name}/" in " ".join(proc.stdout.split()) and "--threads" in proc.stdout, name
         (_, r1), (_, r2) = (f.result() for f in twice)
     assert r1 is not None and r1 == r2
 

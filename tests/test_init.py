@@ -88,3 +88,14 @@ def test_get_and_uniform_call_form():
 def test_dense_wraps_the_arrays():
     W = dl.Tensor(init.he((3, 4), rng=0), requires_grad=True)
     assert W.dtype == np.float64 and W.shape == (3, 4)
+
+
+def test_bools_are_not_numbers_here():
+    with pytest.raises(ValueError, match="init.normal: scale must be a finite number >= 0, got True"):
+        init.normal((2, 2), scale=True, rng=0)
+    with pytest.raises(ValueError, match="non-negative ints"):
+        init.he((True, 2), rng=0)
+    with pytest.raises(TypeError, match="Generator"):
+        init.he((3, 2), rng=True)                                    # True is not the seed 1
+    g = np.random.default_rng(0)
+    assert init.as_rng(g) is g and isinstance(init.as_rng(3), np.random.Generator)

@@ -338,3 +338,250 @@ def test_schedules():
         optim.inverse_time_decay(0.1, -1.0, 2)
     with pytest.raises(ValueError, match="base"):
         optim.exponential_decay(0.1, 2, base=1.5)
+
+
+# ============================================================ PyTorch spellings
+
+def _traj(make, steps=25, dtype=np.float64):
+    rng = np.random.default_rng(4)
+    W = dl.Tensor(rng.normal(size=(4, 3)).astype(dtype), requires_grad=True)
+    opt, out = make([W]), []
+    for _ in range(steps):
+        W.grad = rng.normal(size=(4, 3)).astype(dtype)
+        opt.step()
+        out.append(W.data.tobytes())
+    return out
+
+
+def test_pytorch_spellings_are_the_same_optimizers():
+    assert _traj(lambda ps: optim.SGD(ps, lr=0.1)) == _traj(lambda ps: optim.GradientDescent(ps, lr=0.1))
+    assert _traj(lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.95))) == \
+        _traj(lambda ps: optim.Adam(ps, lr=0.01, beta1=0.8, beta2=0.95))
+    assert _traj(lambda ps: optim.Momentum(ps, lr=0.1, momentum=0.8)) == \
+        _traj(lambda ps: optim.Momentum(ps, lr=0.1, beta=0.8))
+    assert optim.Adam([dl.Tensor(np.ones(2), requires_grad=True)], betas=(0.5, 0.6)).betas == (0.5, 0.6)
+    W = dl.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match=r"SGD: momentum=0.9 is not supported.*Momentum\(params, lr, beta=0.9\)"):
+        optim.SGD([W], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="not both"):
+        optim.Adam([W], beta1=0.8, betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match="not both"):
+        optim.Momentum([W], 0.1, beta=0.5, momentum=0.8)
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        optim.Adam([W], betas=0.9)
+    with pytest.raises(ValueError, match="beta2"):
+        optim.Adam([W], betas=(0.9, 1.0))
+
+
+def test_momentum_equals_torch_sgd_with_momentum_and_scaled_lr():
+    beta, lr = 0.8, 0.05
+    run_pair(lambda ps: optim.Momentum(ps, lr=lr, momentum=beta),
+             lambda ps, torch: torch.optim.SGD(ps, lr=lr * (1 - beta), momentum=beta), skip={2, 3})
+
+
+# ============================================================ weight decay = the course's L2 term
+
+def _model(seed=0):
+    return dl.nn.Sequential(dl.nn.Dense(3, 5, rng=seed), dl.nn.Tanh(), dl.nn.Dense(5, 2, rng=seed + 1))
+
+
+OPTIMIZERS = {
+    "gd": lambda ps, **kw: optim.GradientDescent(ps, lr=0.3, **kw),
+    "momentum": lambda ps, **kw: optim.Momentum(ps, lr=0.3, beta=0.8, **kw),
+    "rmsprop": lambda ps, **kw: optim.RMSprop(ps, lr=0.01, beta=0.9, **kw),
+    "adam": lambda ps, **kw: optim.Adam(ps, lr=0.01, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_weight_decay_equals_adding_the_l2_penalty_to_the_cost(name):
+    """weight_decay = lambd / m on the W's gives the steps of J + (lambd / (2 m)) sum ||W||^2 without it."""
+    rng = np.random.default_rng(0)
+    m, lambd = 16, 0.7
+    X, Y = rng.normal(size=(3, m)), rng.normal(size=(2, m))
+    runs = []
+    for decayed in (True, False):
+        model = _model()
+        opt = OPTIMIZERS[name](model, weight_decay=lambd / m) if decayed else OPTIMIZERS[name](model.parameters())
+        for _ in range(30):
+            cost = dl.functional.mse(model(X), Y)
+            if not decayed:
+                cost = cost + dl.functional.l2_penalty(model, lambd, m)
+            opt.zero_grad()
+            cost.backward()
+            opt.step()
+        runs.append([p.data for p in model.parameters()])
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+    untouched = _model()                                             # and the decay did act
+    assert not np.allclose(runs[0][0], untouched[0].W.data)
+
+
+def test_weight_decay_covers_the_weights_only_unless_told():
+    model = _model()
+    opt = optim.Adam(model, weight_decay=0.1)
+    assert opt.decay == model.weights()                              # W's, not b's: the course's L2
+    assert optim.Adam(model, weight_decay=0.1, decay="all").decay == model.parameters()
+    assert optim.Adam(model.parameters(), weight_decay=0.1, decay=[model[2].W]).decay == [model[2].W]
+    with pytest.raises(ValueError, match=r"needs to know which parameters decay.*Adam\(model, \.\.\.\)"):
+        optim.Adam(model.parameters(), weight_decay=0.1)
+    with pytest.raises(ValueError, match="not among the parameters"):
+        optim.Adam([model[0].W], weight_decay=0.1, decay=[model[2].W])
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        optim.SGD(model, lr=0.1, weight_decay=-1.0)
+    with pytest.raises(ValueError, match="decay must be 'all'"):
+        optim.SGD(model, lr=0.1, weight_decay=0.1, decay="weights")
+    # a bias with decay off is updated exactly as without weight decay
+    b = model[0].b
+    b.data[:] = 1.0
+    opt = optim.GradientDescent(model, lr=0.5, weight_decay=0.3)
+    for p in model.parameters():
+        p.grad = np.zeros(p.shape)
+    W0 = model[0].W.data.copy()
+    opt.step()
+    np.testing.assert_array_equal(b.data, np.ones(b.shape))
+    np.testing.assert_array_equal(model[0].W.data, W0 - 0.5 * (0.3 * W0))
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda ps: optim.SGD(ps, lr=0.01, weight_decay=0.1, decay="all"),
+     lambda ps, torch: torch.optim.SGD(ps, lr=0.01, weight_decay=0.1)),
+    (lambda ps: optim.RMSprop(ps, lr=0.01, beta=0.9, eps=1e-6, weight_decay=0.2, decay="all"),
+     lambda ps, torch: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.2)),
+    (lambda ps: optim.Adam(ps, lr=0.02, weight_decay=0.05, decay="all"),
+     lambda ps, torch: torch.optim.Adam(ps, lr=0.02, weight_decay=0.05)),
+], ids=["sgd", "rmsprop", "adam"])
+def test_weight_decay_matches_torch(ours, theirs):
+    run_pair(ours, theirs)
+
+
+# ============================================================ gradients as Tensors (dl.grad)
+
+def test_step_accepts_a_tensor_gradient():
+    X = np.random.default_rng(0).normal(size=(3, 6))
+    W = dl.Tensor(np.ones((2, 3)), requires_grad=True)
+    W2 = dl.Tensor(np.ones((2, 3)), requires_grad=True)
+    for cls in (optim.GradientDescent, optim.Momentum, optim.RMSprop, optim.Adam):
+        a, b = cls([W], lr=0.1), cls([W2], lr=0.1)
+        for _ in range(3):
+            (g,) = dl.grad(((W @ X) ** 2).mean(), [W])
+            assert isinstance(g, dl.Tensor)
+            W.grad = g                                               # what dl.grad returns
+            W2.grad = (2 * (W2.data @ X) @ X.T / 12)                 # the same gradient as an array, by hand
+            a.step()
+            b.step()
+            np.testing.assert_allclose(W.data, W2.data, rtol=1e-13)
+    W.grad = [[1.0, 2.0, 3.0]] * 2
+    with pytest.raises(TypeError, match=r"Adam.step: params\[0\].grad must be an array of floats.*got list"):
+        optim.Adam([W]).step()
+    W.grad = np.ones((2, 3), complex)
+    with pytest.raises(TypeError, match="complex128"):
+        optim.Adam([W]).step()
+
+
+# ============================================================ save and resume: bit-identical
+
+RESUMABLE = {
+    "gd": lambda m, wd: optim.GradientDescent(m, lr=0.2, weight_decay=wd),
+    "sgd": lambda m, wd: optim.SGD(m, lr=0.2, weight_decay=wd),
+    "momentum": lambda m, wd: optim.Momentum(m, lr=0.2, beta=0.8, weight_decay=wd),
+    "momentum-bc": lambda m, wd: optim.Momentum(m, lr=0.2, beta=0.8, bias_correction=True, weight_decay=wd),
+    "rmsprop": lambda m, wd: optim.RMSprop(m, lr=0.01, beta=0.9, weight_decay=wd),
+    "adam": lambda m, wd: optim.Adam(m, lr=0.01, betas=(0.8, 0.99), weight_decay=wd),
+}
+
+
+def _train(model, opt, X, Y, epochs, start=0, schedule=None):
+    for epoch in range(start, start + epochs):
+        if schedule is not None:
+            opt.lr = schedule(epoch)
+        elif epoch == 7:
+            opt.lr = opt.lr * 0.5                                    # a change by hand must survive the save too
+        cost = dl.functional.mse(model(X), Y)
+        opt.zero_grad()
+        cost.backward()
+        if epoch % 5 == 3:                                           # a step where one parameter has no gradient
+            model[2].b.grad = None
+        opt.step()
+
+
+@pytest.mark.parametrize("schedule", [None, "inverse_time"])
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+@pytest.mark.parametrize("name", sorted(RESUMABLE))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_save_and_resume_is_bit_identical(tmp_path, name, wd, schedule, dtype):
+    sched = None if schedule is None else (lambda e: optim.inverse_time_decay(0.2, 0.3, e))
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(3, 10)).astype(dtype), rng.normal(size=(2, 10)).astype(dtype)
+
+    def fresh(seed):
+        model = dl.nn.Sequential(dl.nn.Dense(3, 5, rng=seed, dtype=dtype), dl.nn.Tanh(),
+                                 dl.nn.Dense(5, 2, rng=seed + 1, dtype=dtype))
+        return model, RESUMABLE[name](model, wd)
+
+    model, opt = fresh(0)                                            # never stops: 20 epochs
+    _train(model, opt, X, Y, 20, schedule=sched)
+    model_a, opt_a = fresh(0)                                        # stops after 9, saved to files
+    _train(model_a, opt_a, X, Y, 9, schedule=sched)
+    model_a.save(tmp_path / "model.npz")
+    np.savez(tmp_path / "opt.npz", **opt_a.state_dict())
+    model_b, opt_b = fresh(5)                                        # a new process would start here
+    model_b.load(tmp_path / "model.npz")
+    with np.load(tmp_path / "opt.npz", allow_pickle=False) as f:
+        opt_b.load_state_dict(f)
+    _train(model_b, opt_b, X, Y, 11, start=9, schedule=sched)
+    for p, q in zip(model.parameters(), model_b.parameters()):
+        assert p.dtype == q.dtype == dtype and p.data.tobytes() == q.data.tobytes()
+    s1, s2 = opt.state_dict(), opt_b.state_dict()
+    assert s1.keys() == s2.keys() and all(s1[k].tobytes() == s2[k].tobytes() for k in s1)
+
+
+def test_state_dict_is_plain_arrays_and_a_snapshot():
+    model = _model()
+    opt = optim.Adam(model, lr=0.01, weight_decay=0.1)
+    for p in model.parameters():
+        p.grad = np.ones(p.shape)
+    W0 = model[0].W.data.copy()
+    opt.step()
+    state = opt.state_dict()
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in state.values())
+    assert str(state["optimizer"]) == "Adam" and state["m.0.t"] == 1 and state["decay"].tolist() == [1, 0, 1, 0]
+    np.testing.assert_allclose(state["m.0"], (1 - 0.9) * (1 + 0.1 * W0), rtol=1e-15)   # m = (1 - beta1)(dW + wd W)
+    np.testing.assert_allclose(state["v.1"], (1 - 0.999) * np.ones((5, 1)), rtol=1e-15)  # b: no decay
+    m0 = state["m.0"].copy()
+    opt.step()
+    np.testing.assert_array_equal(state["m.0"], m0)                  # later steps do not change the snapshot
+    fresh = optim.Adam(_model(), lr=0.5, weight_decay=0.1)
+    fresh.load_state_dict(state)
+    state["m.0"][...] = 7                                            # nor does the caller's dict change the optimizer
+    assert fresh.lr == 0.01 and not np.any(fresh.m[0].raw == 7)
+
+
+def test_load_state_dict_refuses_a_different_optimizer_and_changes_nothing():
+    model = _model()
+    opt = optim.Adam(model, lr=0.01)
+    for p in model.parameters():
+        p.grad = np.ones(p.shape)
+    opt.step()
+    state = opt.state_dict()
+    cases = [
+        (optim.RMSprop(_model(), lr=0.01), "the state is for Adam, not RMSprop"),
+        (optim.Adam(_model(), lr=0.01, beta1=0.5), "beta1=0.9, this optimizer beta1=0.5"),
+        (optim.Adam(_model(), lr=0.01, weight_decay=0.1), "weight_decay=0.0, this optimizer weight_decay=0.1"),
+        (optim.Adam(_model().parameters()[:2], lr=0.01), "for 4 parameters, this optimizer has 2"),
+        (optim.Adam(dl.nn.Sequential(dl.nn.Dense(3, 4), dl.nn.Tanh(), dl.nn.Dense(4, 2)), lr=0.01),
+         r"m.0 has shape \(5, 3\)"),
+    ]
+    for other, msg in cases:
+        before = other.state_dict()
+        with pytest.raises(ValueError, match=msg):
+            other.load_state_dict(state)
+        after = other.state_dict()
+        assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    broken = dict(state)
+    del broken["v.1"]
+    with pytest.raises(ValueError, match="the state has no 'v.1'"):
+        optim.Adam(_model(), lr=0.01).load_state_dict(broken)
+    with pytest.raises(TypeError, match="expected the dict of state_dict"):
+        optim.Adam(_model(), lr=0.01).load_state_dict([1, 2])
+    assert optim.SGD(_model(), lr=0.1).load_state_dict(optim.GradientDescent(_model(), lr=0.3).state_dict()).lr == 0.3

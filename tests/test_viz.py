@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -173,7 +174,8 @@ def test_non_scalar_root_needs_grad_for_gradients():
     y = x * x
     assert "∇" not in viz.to_dot(y) and "not a scalar" in viz.to_dot(y)
     labels = node_labels(viz.to_dot(y, grad=np.array([[1.0, 10.0]])))
-    assert "∇ [2 40]" in labels[f"t{toposort([y], include_constants=True).index(x)}"]  # dy/dx = 2x times the upstream gradient
+    # dy/dx = 2x times the upstream gradient
+    assert "∇ [2 40]" in labels[f"t{toposort([y], include_constants=True).index(x)}"]
     with pytest.raises(ValueError, match="shape"):
         viz.to_dot(y, grad=np.ones((2, 1)))
 
@@ -253,21 +255,117 @@ def test_group_modules_clusters_each_dense_layer():
     assert ("m_layers_0", "m_layers_2") not in es and (f"t{order.index(x)}", "m_layers_0") in es
 
 
-def test_huge_graph_is_summarized_quickly(tmp_path):
+def long_chain(n):
     x = dl.Tensor(np.ones((2, 2)), requires_grad=True, name="x")
     y = x
-    for _ in range(5000):  # 5000 ops + 5000 tensors + constants
+    for _ in range(n):  # n ops + n tensors (the constant is folded into its op)
         y = y * 1.0001
     J = y.sum()
+    J.name = "J"
+    return J
+
+
+def fan_out(n):
+    """An unrolled recurrence: the leaf x feeds every one of the n steps."""
+    x = dl.Tensor(np.full((2, 2), 0.5), requires_grad=True, name="x")
+    y = x
+    for _ in range(n):
+        y = (y * x).tanh()
+    J = y.sum()
+    J.name = "J"
+    return J, x
+
+
+def out_degrees(dot):
+    deg = {}
+    for tail, _ in edges(dot):
+        deg[tail] = deg.get(tail, 0) + 1
+    return deg
+
+
+def test_huge_graph_is_summarized_quickly(tmp_path):
+    J = long_chain(10_000)
     dot = viz.to_dot(J, max_nodes=300)
     labels = node_labels(dot)
     assert len(labels) <= 300 + 3
     assert "more tensors not drawn" in labels["elided"] and "Mul×" in labels["elided"]
+    assert "max_nodes=300" in labels["elided"]  # says how to draw more
     order = toposort([J], include_constants=True)
     assert f"t{order.index(J)}" in labels  # the part nearest the root is drawn
+    assert len(node_labels(viz.to_dot(J))) <= 400 + 3  # the default budget
     need_binary("dot")
     path = viz.render(J, str(tmp_path / "huge"), max_nodes=300)
     assert os.path.getsize(path) > 1000
+
+
+def test_a_tensor_feeding_every_op_is_drawn_once_with_copies(tmp_path):
+    """1,000 ops all reading one leaf: its edges would cross the whole picture (dot ran for minutes); it is drawn
+    once, beside its first use, and each further use reads from a small copy of it."""
+    J, x = fan_out(1000)
+    order = toposort([J], include_constants=True)
+    xid = f"t{order.index(x)}"
+    for max_nodes in (60, 400):
+        dot = viz.to_dot(J, max_nodes=max_nodes, max_fanout=8)
+        labels, deg = node_labels(dot), out_degrees(dot)
+        assert len(labels) <= max_nodes + 5
+        assert deg[xid] == 1 and max(d for node, d in deg.items() if node != "elided") <= 8
+        copies = [node for node in labels if node.startswith("u")]
+        assert copies and all(labels[c] == "x" for c in copies)
+        used = {head for tail, head in edges(dot) if tail == xid or tail in copies}
+        drawn_muls = {f"f{i}" for i, t in enumerate(order) if f"f{i}" in labels and t.creator.name == "Mul"}
+        assert used == drawn_muls  # every drawn use of x is still drawn, once
+    small = viz.to_dot(*fan_out(5)[:1])  # a few uses: plain edges, no copies
+    assert not [n for n in node_labels(small) if n.startswith("u")]
+    need_binary("dot")
+    assert os.path.getsize(viz.render(J, tmp_path / "fan.svg")) > 1000
+    page = viz.backprop_page(J)
+    assert "of 2002 tensors drawn" in repr(page) and "max_nodes=400" in page.html
+
+
+def fake_dot(tmp_path, body):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    exe = folder / "dot"
+    exe.write_text("#!/bin/sh\n" + body + "\n")
+    exe.chmod(0o755)
+    return str(folder)
+
+
+def test_a_dot_that_hangs_is_stopped_with_its_children(tmp_path, monkeypatch):
+    """dot runs in its own process group: on timeout the group is killed (a stuck child too) and the error names
+    the size and the options, instead of a raw TimeoutExpired."""
+    if os.name != "posix":
+        pytest.skip("process groups are POSIX")
+    pid_file = tmp_path / "child.pid"
+    quiet = "</dev/null >/dev/null 2>&1"  # the children hold no pipe of ours: only killing them ends them
+    script = f"sleep 300 {quiet} &\necho $! > {pid_file}\nsleep 300 {quiet}"
+    monkeypatch.setenv("PATH", fake_dot(tmp_path, script) + os.pathsep + os.environ["PATH"])
+    J, _ = logistic_regression()
+    with pytest.raises(viz.GraphvizError, match=r"did not finish laying out \d+ nodes and \d+ edges within 0.5 s .*"
+                                               r"max_nodes=.*timeout="):
+        viz.render(J, tmp_path / "g.svg", timeout=0.5)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously: give a busy machine a moment
+    while True:
+        try:
+            state = open(f"/proc/{child}/stat").read().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("gone", "Z") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert state in ("gone", "Z"), f"the child dot started is still running ({state})"
+    with pytest.raises(viz.GraphvizError, match="backprop_page"):
+        viz.backprop_page(J, timeout=0.5)
+
+
+def test_a_dot_that_crashes_is_a_clear_error(tmp_path, monkeypatch):
+    if os.name != "posix":
+        pytest.skip("signals are POSIX")
+    monkeypatch.setenv("PATH", fake_dot(tmp_path, "kill -SEGV $$") + os.pathsep + os.environ["PATH"])
+    J, _ = logistic_regression()
+    with pytest.raises(viz.GraphvizError, match=r"crashed \(signal 11\) on \d+ nodes and \d+ edges.*max_nodes="):
+        viz.render(J, tmp_path / "g")
 
 
 # ---------------------------------------------------------------- rendering
@@ -308,6 +406,96 @@ def test_draw_graph_returns_a_digraph():
     assert set(node_labels(g.source)) == set(node_labels(viz.to_dot(J)))
 
 
+
+def test_render_reads_the_format_from_the_suffix(tmp_path, monkeypatch):
+    need_binary("dot")
+    J, _ = logistic_regression()
+    png = viz.render(J, tmp_path / "graph.png")
+    assert png == str(tmp_path / "graph.png") and open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "graph.dot").read_text(encoding="utf-8") == viz.to_dot(J)  # the DOT text beside it
+    assert not list(tmp_path.glob("graph.png.*"))
+    assert open(viz.render(J, tmp_path / "g.pdf"), "rb").read(5) == b"%PDF-"
+    assert viz.render(J, tmp_path / "photo.jpg", format="jpeg") == str(tmp_path / "photo.jpg")
+    assert viz.render(J, tmp_path / "v1.5", format="svg") == str(tmp_path / "v1.5.svg")  # not a format: kept
+    with pytest.raises(ValueError, match=r"ends in \.png but format='svg'"):
+        viz.render(J, tmp_path / "bad.png", format="svg")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a .dot path needs no Graphviz
+    assert viz.render(J, tmp_path / "only.dot") == str(tmp_path / "only.dot")
+    assert (tmp_path / "only.dot").read_text(encoding="utf-8") == viz.to_dot(J)
+
+
+def svg_size(svg):
+    root = ET.fromstring(svg)
+    view = [float(v) for v in root.get("viewBox").split()]
+    return float(root.get("width").rstrip("pt")), float(root.get("height").rstrip("pt")), view[2], view[3], root
+
+
+def test_draw_graph_fits_a_notebook_cell():
+    """What a notebook shows (the IPython display protocol): an SVG at most 720 pt wide that shrinks with the cell,
+    laid out top to bottom; fit=False gives the natural size, left to right."""
+    need_module("graphviz")
+    need_binary("dot")
+    J, _ = deep_chain(6, scale=0.5)
+    g = viz.draw_graph(J)
+    assert "rankdir=TB" in g.source
+    w, h, vw, vh, root = svg_size(g._repr_mimebundle_()["image/svg+xml"])
+    assert w <= 720 and "max-width:100%" in root.get("style") and "height:auto" in root.get("style")
+    assert abs(w / h - vw / vh) < 0.05 * vw / vh  # scaled, not stretched
+    wide = viz.draw_graph(J, rankdir="LR")._repr_mimebundle_()["image/svg+xml"]
+    w2, h2, vw2, vh2, _ = svg_size(wide)
+    assert vw2 > 720 and w2 <= 720  # a left-to-right chain wider than a cell is scaled down to fit
+    full = viz.draw_graph(J, fit=False)
+    assert "rankdir=LR" in full.source
+    w3, h3, vw3, vh3, root3 = svg_size(full._repr_mimebundle_()["image/svg+xml"])
+    assert (w3, h3) == (round(vw3), round(vh3)) and root3.get("style") is None  # natural size (1 pt per unit)
+    small = viz.draw_graph(logistic_regression(m=1, n_x=1)[0])._repr_mimebundle_()["image/svg+xml"]
+    w4, _, vw4, _, _ = svg_size(small)
+    assert w4 == round(vw4)  # a small drawing is not blown up
+    png = g._repr_mimebundle_(include=["image/png"])
+    assert list(png) == ["image/png"] and png["image/png"][:4] == b"\x89PNG"
+
+
+def test_group_modules_leaves_no_blank_band():
+    """Module boxes sit side by side along the graph's direction: an edge from one module into the next spans one
+    free rank, so two boxes never share a rank (which made Graphviz stack them in steps, leaving a blank band)."""
+    J, _ = deep_chain(3, scale=0.5)
+    dot = viz.to_dot(J, group_modules=True)
+    order = toposort([J], include_constants=True)
+    crossing = set()  # the tanh after layer l feeding layer l+1's MatMul (the only edges between two modules)
+    for t in order:
+        if t.creator is not None and t.creator.name == "MatMul" and t.creator.inputs[0].name in ("layers.1.W",
+                                                                                                 "layers.2.W"):
+            a = t.creator.inputs[1]
+            assert a.creator.name == "Tanh"
+            crossing.add((f"t{order.index(a)}", f"f{order.index(t)}"))
+    spaced = {(m.group(1), m.group(2))
+              for m in re.finditer(r"^\s*(\w+) -> (\w+) \[[^\]]*minlen=\"2\"", dot, flags=re.M)}
+    assert len(crossing) == 2 and spaced == crossing
+    assert "minlen" not in viz.to_dot(J)  # only grouped drawings need it
+    need_binary("dot")
+    for rankdir in ("LR", "TB"):
+        plain = svg_size(subprocess.run(["dot", "-Tsvg"], input=viz.to_dot(J, rankdir=rankdir), text=True,
+                                        capture_output=True, check=True).stdout)
+        grouped = svg_size(subprocess.run(["dot", "-Tsvg"], input=viz.to_dot(J, rankdir=rankdir, group_modules=True),
+                                          text=True, capture_output=True, check=True).stdout)
+        across = 1 if rankdir == "LR" else 0  # the size across the graph's direction
+        assert grouped[across] < 2 * plain[across], (rankdir, plain[:2], grouped[:2])
+
+
+def test_viz_reads_the_graph_only_through_its_public_face():
+    """No private attribute of the engine's objects, and only public names imported from the engine."""
+    import ast
+    folder = os.path.dirname(viz.__file__)
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".py"))
+    assert {"trace.py", "dot.py", "draw.py", "course.py", "page.py"} <= set(files)
+    for name in files:
+        tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
+                assert node.attr in ("_repr_mimebundle_", "_repr_html_"), f"{name}: .{node.attr}"
+            if isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..tensor import ...
+                assert all(not a.name.startswith("_") for a in node.names), f"{name}: {ast.dump(node)}"
+
 # ---------------------------------------------------------------- the package as shipped
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -331,9 +519,10 @@ def test_the_wheel_ships_the_page_files_and_renders_a_page_from_them(tmp_path):
     import zipfile
     need_module("hatchling")
     need_binary("dot")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), ROOT], check=True, capture_output=True, timeout=120)
-    (wheel,) = (tmp_path / "dist").glob("tinygrad_dl-*.whl")
+    build = "import sys, hatchling.build as b; print(b.build_wheel(sys.argv[1]))"  # the project's build backend
+    made = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=ROOT, check=True,
+                          capture_output=True, text=True, timeout=120)
+    wheel = tmp_path / "dist" / made.stdout.split()[-1]
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         assert set(PAGE_FILES) <= names, sorted(n for n in names if "viz" in n)
@@ -389,7 +578,7 @@ def hostile_graph():
 LABEL_TAGS = {"TABLE", "TR", "TD", "B", "I", "FONT", "BR"}
 TAG_ATTRS = {"BORDER", "CELLBORDER", "CELLSPACING", "CELLPADDING", "POINT-SIZE", "COLOR"}
 KEYS = {"id", "shape", "style", "fillcolor", "color", "penwidth", "peripheries", "label", "tooltip", "fontsize",
-        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize"}
+        "fontname", "labelloc", "rankdir", "ranksep", "nodesep", "arrowsize", "minlen"}
 
 
 def dot_attributes(text):
@@ -477,5 +666,6 @@ def test_control_characters_and_lone_surrogates_are_shown_not_fatal(tmp_path):
     assert "bell\\\\x07 tab\\\\x09 nul\\\\x00 \ufffd" in dot  # shown as \x07 (its backslash doubled for Graphviz)
     dot.encode("utf-8")
     need_binary("dot")
-    texts = [t.text for t in ET.parse(viz.render(J, tmp_path / "ctl")).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    svg = ET.parse(viz.render(J, tmp_path / "ctl")).getroot()
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "bell\\x07 tab\\x09 nul\\x00 \ufffd" in texts

@@ -2,24 +2,30 @@
 inputs, §3.3.1 mini-batches, §3.3.2 smoothing a noisy cost curve).
 
 Examples are COLUMNS: X is (n_x, m), Y is (n_y, m) or integer labels of shape (m,). Row-major data (m, n), as
-scikit-learn gives it, enters only through the explicit `columns(X_rows)`. Randomness is explicit: `rng` is an
-`np.random.Generator`, an int seed or None. Functions take ndarrays or Tensors and give back the same kind.
+scikit-learn gives it, enters only through the explicit `columns(X_rows)`. Functions take ndarrays or Tensors and
+give back the same kind.
+
+Randomness is explicit. `split` and `augment` build a data set once: an int seed gives the same result every time.
+`minibatches` is called once per epoch to draw a NEW order, so it takes a Generator made once before the loop (an
+int seed would shuffle the same way every epoch, and is refused):
 
     >>> import numpy as np, tinygrad_dl as dl
     >>> X, Y = np.random.default_rng(0).normal(size=(3, 100)), np.arange(100) % 2
     >>> (X_tr, Y_tr), (X_dev, Y_dev), (X_te, Y_te) = dl.data.split(X, Y, (0.8, 0.1, 0.1), rng=0)
     >>> norm = dl.data.Normalizer().fit(X_tr)
-    >>> [xb.shape for xb, yb in dl.data.minibatches(norm(X_tr), Y_tr, batch_size=32, rng=0)]
+    >>> rng = np.random.default_rng(0)
+    >>> for epoch in range(2):
+    ...     print([xb.shape for xb, yb in dl.data.minibatches(norm(X_tr), Y_tr, batch_size=32, rng=rng)])
+    [(3, 32), (3, 32), (3, 16)]
     [(3, 32), (3, 32), (3, 16)]
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .init import as_rng
-from .optim import ExponentialAverage, _param_list
+from . import _checks
+from ._checks import as_rng
+from .optim import ExponentialAverage
 from .tensor import Tensor
 
 __all__ = ["columns", "one_hot", "split", "Normalizer", "minibatches", "EarlyStopping", "smooth", "augment",
@@ -53,12 +59,6 @@ def _examples(X, Y, where):
     return Xa, Ya
 
 
-def _int(x, where, name, low=0) -> int:
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {x!r}")
-    return int(x)
-
-
 def columns(X_rows):
     """Row-major data (m, n), one example per row (scikit-learn's layout), as columns (n, m) = X_rows.T.
     A 1-D array of m values becomes one row (1, m). Explicit by design: shapes are never guessed."""
@@ -75,36 +75,50 @@ def columns(X_rows):
 
 
 def one_hot(labels, n_classes=None, dtype=np.float64) -> np.ndarray:
-    """Integer labels (m,) as a one-hot matrix Y of shape (n_classes, m): Y[labels[i], i] = 1."""
-    y = np.asarray(_array(labels, "one_hot", "labels"))
-    if y.ndim != 1 or (y.size and (y.dtype.kind not in "iu" and not np.all(y == np.round(y)))):
-        raise ValueError(f"one_hot: expected integer labels of shape (m,), got shape {y.shape} dtype {y.dtype}")
-    y = y.astype(np.int64)
+    """Integer labels (m,) as a one-hot matrix Y of shape (n_classes, m): Y[labels[i], i] = 1.
+    No labels give an empty (n_classes, 0) matrix; then n_classes must be given (it cannot be inferred)."""
+    where = "one_hot"
+    y = np.asarray(_array(labels, where, "labels"))
+    if y.ndim != 1:
+        raise ValueError(f"{where}: expected integer labels of shape (m,), got shape {y.shape}")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise ValueError(f"{where}: labels must be whole numbers, got {y[~(np.isfinite(y) & (y == np.round(y)))][:3]}")
+    if n_classes is None:
+        if y.size == 0:
+            raise ValueError(f"{where}: no labels (shape (0,)) and no n_classes: say how many classes, "
+                             f"e.g. one_hot(labels, n_classes=10), to get an empty (10, 0) matrix")
+    else:
+        n_classes = _checks.integer(n_classes, where, "n_classes", 1)
     if y.size and y.min() < 0:
-        raise ValueError(f"one_hot: labels must be >= 0, got {y.min()}")
-    n_classes = int(y.max()) + 1 if n_classes is None else _int(n_classes, "one_hot", "n_classes", 1)
-    if y.size and y.max() >= n_classes:
-        raise ValueError(f"one_hot: label {y.max()} does not fit n_classes = {n_classes}")
+        raise ValueError(f"{where}: labels must be >= 0, got {y.min()}")
+    if n_classes is None:
+        n_classes = int(y.max()) + 1
+    elif y.size and y.max() >= n_classes:
+        raise ValueError(f"{where}: label {y.max()} does not fit n_classes = {n_classes}")
     Y = np.zeros((n_classes, y.size), dtype=dtype)
-    Y[y, np.arange(y.size)] = 1
+    Y[y.astype(np.int64), np.arange(y.size)] = 1
     return Y
 
 
 # ============================================================ train / dev / test (§3)
 
 def split(X, Y, fractions=(0.98, 0.01, 0.01), rng=None, shuffle=True):
-    """Shuffle the m columns and cut them into train/dev/test sets of the given fractions (§3: with big data the
-    dev and test sets can be ~1%). Returns ((X_train, Y_train), (X_dev, Y_dev), (X_test, Y_test)). Counts are
-    floor(fraction * m), the leftover columns going to the largest remainders, so they always add up to m."""
+    """Shuffle the m columns and cut them into sets of the given fractions (§3: with big data the dev and test sets
+    can be ~1%). Three fractions (train, dev, test) give ((X_train, Y_train), (X_dev, Y_dev), (X_test, Y_test));
+    two (train, test) give ((X_train, Y_train), (X_test, Y_test)). Counts are floor(fraction * m), the leftover
+    columns going to the largest remainders, so they always add up to m. The same int seed gives the same split."""
     where = "split"
     Xa, Ya = _examples(X, Y, where)
     try:
         fr = np.array([float(f) for f in fractions])
     except (TypeError, ValueError):
-        raise TypeError(f"{where}: fractions must be three numbers (train, dev, test), got {fractions!r}") from None
-    if fr.shape != (3,) or not np.all(np.isfinite(fr)) or np.any(fr < 0) or abs(fr.sum() - 1) > 1e-9:
-        raise ValueError(f"{where}: fractions must be three numbers >= 0 adding up to 1 (train, dev, test), "
-                         f"got {tuple(fractions)}")
+        raise TypeError(f"{where}: fractions must be two (train, test) or three (train, dev, test) numbers, "
+                        f"got {fractions!r}") from None
+    if fr.shape not in ((2,), (3,)) or not np.all(np.isfinite(fr)) or np.any(fr < 0) or abs(fr.sum() - 1) > 1e-9:
+        raise ValueError(f"{where}: fractions must be two (train, test) or three (train, dev, test) numbers >= 0 "
+                         f"adding up to 1, got {tuple(fractions)}")
     m = Xa.shape[1]
     counts = np.floor(fr * m).astype(int)
     for k in np.argsort(-(fr * m - counts), kind="stable")[: m - counts.sum()]:
@@ -187,13 +201,18 @@ class Normalizer:
 def minibatches(X, Y, batch_size=64, shuffle=True, rng=None):
     """Shuffle the columns of (X, Y) together, then yield consecutive slices of `batch_size` columns
     (X_b (n_x, b), Y_b (n_y, b) or (b,)); the last batch holds the remaining m mod batch_size columns (§3.3.1).
-    Powers of two (64 .. 512) are the usual sizes. Arguments are checked and the permutation drawn at call time."""
+    Powers of two (64 .. 512) are the usual sizes. Arguments are checked and the permutation drawn at call time.
+
+    rng: an np.random.Generator made once before the epoch loop (each call continues its stream: a new order every
+    epoch, and the same seed reproduces the run), or None. An int seed is refused: called once per epoch, it would
+    shuffle the same way every epoch."""
     where = "minibatches"
     Xa, Ya = _examples(X, Y, where)
-    batch_size = _int(batch_size, where, "batch_size", 1)
+    batch_size = _checks.integer(batch_size, where, "batch_size", 1)
+    rng = as_rng(rng, where, per_call=True, what="order") if rng is not None or shuffle else None
     xt, yt = isinstance(X, Tensor), isinstance(Y, Tensor)
     if shuffle:
-        order = as_rng(rng, where).permutation(Xa.shape[1])
+        order = rng.permutation(Xa.shape[1])
         Xa, Ya = Xa[:, order], Ya[..., order]
     return _batches(Xa, Ya, batch_size, xt, yt)
 
@@ -220,10 +239,8 @@ class EarlyStopping:
     """
 
     def __init__(self, patience=5, min_delta=0.0):
-        self.patience = _int(patience, "EarlyStopping", "patience", 1)
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
-            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
-        self.min_delta = float(min_delta)
+        self.patience = _checks.integer(patience, "EarlyStopping", "patience", 1)
+        self.min_delta = _checks.nonneg(min_delta, "EarlyStopping", "min_delta")
         self.reset()
 
     def reset(self):
@@ -243,7 +260,7 @@ class EarlyStopping:
         if cost < self.best_cost - self.min_delta:
             self.best_cost, self.best_step, self.bad_steps = cost, self.steps, 0
             if params is not None:
-                self._params = _param_list(params, "EarlyStopping.step")
+                self._params = _checks.param_list(params, "EarlyStopping.step")
                 self.best_params = [p.data.copy() for p in self._params]
         else:
             self.bad_steps += 1
@@ -254,7 +271,7 @@ class EarlyStopping:
         """Copy the best parameters back into `params` (default: those passed to step), in place."""
         if self.best_params is None:
             raise ValueError("EarlyStopping.restore: no parameters were saved (pass them to step(dev_cost, params))")
-        targets = self._params if params is None else _param_list(params, "EarlyStopping.restore")
+        targets = self._params if params is None else _checks.param_list(params, "EarlyStopping.restore")
         if len(targets) != len(self.best_params):
             raise ValueError(f"EarlyStopping.restore: saved {len(self.best_params)} parameters, got {len(targets)}")
         for i, (p, best) in enumerate(zip(targets, self.best_params)):
@@ -263,6 +280,7 @@ class EarlyStopping:
                                  f"{best.shape}")
         for p, best in zip(targets, self.best_params):
             np.copyto(p.data, best)
+            p._modified()       # new values in place: a graph that used the old ones must not backpropagate
 
     def __repr__(self):
         return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, best_cost={self.best_cost}, "
@@ -299,23 +317,48 @@ def _image_shape(image_shape, n, where):
     return h, w
 
 
+def _shift_amounts(d, m, limit, where, name) -> np.ndarray:
+    """dy or dx as m ints clipped to [-limit, limit]: a shift by the image's size or more moves every pixel out."""
+    if _checks.is_int(d):
+        d = max(-limit, min(limit, int(d)))          # a Python int of any size, before NumPy sees it
+    a = np.asarray(d)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        a = np.clip(a, -limit, limit)
+    elif a.dtype.kind not in "iu":
+        raise TypeError(f"{where}: {name} must be whole numbers of pixels (ints), got {d!r}")
+    try:
+        a = np.broadcast_to(a, (m,))
+    except ValueError:
+        raise ValueError(f"{where}: {name} must be one int or {m} ints (one per image), got shape {a.shape}") \
+            from None
+    return np.clip(a, -limit, limit).astype(np.int64)
+
+
 def shift_images(X, image_shape, dy, dx, flip=False):
     """Move each column-image of X (one flattened h x w image per column) by dy rows down and dx columns right,
     filling with zeros; where `flip` is True the image is first mirrored left-right. dy, dx, flip are scalars
-    or arrays of length m (one per image). Vectorized: one gather for all images."""
+    or arrays of length m (one per image). A shift by the image's size or more gives an all-zero image.
+    Vectorized: one gather for all images."""
     where = "shift_images"
     Xa = _array(X, where)
     if Xa.ndim != 2:
         raise ValueError(f"{where}: X must be 2-D (h*w, m), got shape {Xa.shape}")
     n, m = Xa.shape
     h, w = _image_shape(image_shape, n, where)
-    dy, dx, flip = (np.broadcast_to(np.asarray(a), (m,)) for a in (dy, dx, flip))
-    s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
+    dy, dx = _shift_amounts(dy, m, h, where, "dy"), _shift_amounts(dx, m, w, where, "dx")
+    flip = np.asarray(flip)
+    if flip.dtype.kind not in "biu" or not np.isin(flip, (0, 1)).all():
+        raise TypeError(f"{where}: flip must be True/False (one or one per image), got {flip!r}")
+    try:
+        flip = np.broadcast_to(flip.astype(bool), (m,))
+    except ValueError:
+        raise ValueError(f"{where}: flip must be one bool or {m} (one per image), got shape {flip.shape}") from None
+    s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))    # at most max(h, w): clipped above
     images = np.pad(Xa.T.reshape(m, h, w), ((0, 0), (s, s), (s, s)))   # zero fill around each image
     # output pixel (r, c) reads the (flipped) source pixel (r - dy, c - dx); +s for the padding
     rows = np.arange(h)[None, :] - dy[:, None] + s                                   # (m, h)
     cols = np.arange(w)[None, :] - dx[:, None]                                       # (m, w)
-    cols = np.where(flip[:, None].astype(bool), w - 1 - cols, cols) + s
+    cols = np.where(flip[:, None], w - 1 - cols, cols) + s
     out = images[np.arange(m)[:, None, None], rows[:, :, None], cols[:, None, :]]     # (m, h, w)
     return _like(np.ascontiguousarray(out.reshape(m, n).T), isinstance(X, Tensor))
 
@@ -333,10 +376,11 @@ def augment(X, Y, image_shape=(8, 8), flips=False, shifts=1, noise=0.0, copies=1
     Xa, Ya = _examples(X, Y, where)
     n, m = Xa.shape
     h, w = _image_shape(image_shape, n, where)
-    shifts = _int(shifts, where, "shifts")
-    copies = _int(copies, where, "copies")
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not (0 <= noise < np.inf):
-        raise ValueError(f"{where}: noise must be a finite std >= 0, got {noise!r}")
+    shifts = _checks.integer(shifts, where, "shifts")   # a shift of the image's size or more gives zeros
+    if shifts >= 2 ** 62:
+        raise ValueError(f"{where}: shifts must be an int >= 0 below 2**62 (drawn as int64), got {shifts}")
+    copies = _checks.integer(copies, where, "copies")
+    noise = _checks.nonneg(noise, where, "noise (a standard deviation)")
     if Xa.dtype.kind != "f":
         Xa = Xa.astype(np.float64)
     rng = as_rng(rng, where)

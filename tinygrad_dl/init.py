@@ -1,8 +1,10 @@
 """Weight initialization (course notes §2.4 Random Initialization, §3.2.2 Vanishing / Exploding Gradients).
 
 Shapes are the course's `(n, n_prev)` = `(n[l], n[l-1])`: a layer's W has one row per unit and one column per
-input. Every random function takes `rng`: an `np.random.Generator`, an int seed, or None (fresh entropy); the same
-seed gives the same numbers, bit for bit. The numbers are drawn in float64 and then cast to `dtype`, so a float32
+input. Every random function takes `rng`: an `np.random.Generator` (its stream continues), an int seed, or None
+(fresh entropy); the same seed gives the same numbers, bit for bit. To draw several layers from one seed, make one
+Generator and pass it to each (`rng = np.random.default_rng(0)`): the same int for two layers of one shape gives
+them the same weights. The numbers are drawn in float64 and then cast to `dtype`, so a float32
 network starts from the float64 network's weights rounded to float32.
 
     >>> import tinygrad_dl as dl
@@ -11,38 +13,29 @@ network starts from the float64 network's weights rounded to float32.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from . import _checks
 
 __all__ = ["as_rng", "zeros", "normal", "xavier", "he", "glorot", "get", "INITIALIZERS"]
 
 
 def as_rng(rng=None, where: str = "rng") -> np.random.Generator:
-    """An `np.random.Generator` from a Generator (returned as is, so its stream continues), an int seed, or None.
-
-    A legacy `np.random.RandomState` is refused: pass `np.random.default_rng(seed)` instead.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ValueError(f"{where}: a seed must be a non-negative int, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"{where}: expected an np.random.Generator, an int seed or None; got {type(rng).__name__} "
-                    f"(use np.random.default_rng(seed))")
+    """An `np.random.Generator` from a Generator (returned as is, so its stream continues), an int seed
+    (`np.random.default_rng(seed)`), or None (fresh entropy). A legacy `np.random.RandomState` is refused: pass
+    `np.random.default_rng(seed)` instead. (The rule for every `rng=` of the library is in the README,
+    "Randomness".)"""
+    return _checks.as_rng(rng, where)
 
 
 def _shape(shape, where: str) -> tuple:
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+    if _checks.is_int(shape):
         shape = (shape,)
     try:
         shape = tuple(shape)
     except TypeError:
         raise TypeError(f"{where}: shape must be a tuple of ints, got {shape!r}") from None
-    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0 for n in shape):
+    if not all(_checks.is_int(n) and n >= 0 for n in shape):
         raise ValueError(f"{where}: shape must be a tuple of non-negative ints, got {shape!r}")
     return tuple(int(n) for n in shape)
 
@@ -80,9 +73,7 @@ def zeros(shape, dtype=np.float64, rng=None) -> np.ndarray:
 
 def normal(shape, scale=0.01, rng=None, dtype=np.float64) -> np.ndarray:
     """W = randn(shape) * scale: small random numbers (§2.4; the course's np.random.randn(n, n_prev) * 0.01)."""
-    scale = float(scale)
-    if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"init.normal: scale must be a finite number >= 0, got {scale}")
+    scale = _checks.nonneg(scale, "init.normal", "scale")
     return _randn(_shape(shape, "init.normal"), scale, rng, dtype, "init.normal")
 
 

@@ -19,22 +19,31 @@ labels and groups the graph with these names.
     >>> model[0](X).name
     'layers.0.Z'
 
+Updating a parameter the course's way works: `layer.W = layer.W - lr * layer.W.grad` inside `dl.no_grad()` (or
+any array of W's shape) writes the new values into the same parameter, which stays registered and keeps being the
+tensor an optimizer holds. Assigning the result of an operation that is being recorded (outside no_grad) is
+refused with the fix, rather than silently turning the parameter into a graph node.
+
 `model.save("model.npz")` writes a .npz of float arrays; `model.load("model.npz")` reads it without unpickling.
+`model.predict(X)` runs the model in eval mode under no_grad; `accuracy(output, Y, from_logits=...)` scores it.
 """
 from __future__ import annotations
 
-import numbers
+import math
 import os
-import tempfile
+import secrets
 import zipfile
+import zlib
 
 import numpy as np
 
+from . import _checks
 from . import functional as F
 from . import init as _init
-from .tensor import Tensor
+from .tensor import Tensor, no_grad
 
-__all__ = ["Module", "Dense", "Sequential", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "Dropout"]
+__all__ = ["Module", "Dense", "Sequential", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "Dropout",
+           "predict", "predicted_labels", "accuracy"]
 
 
 class Module:
@@ -57,6 +66,15 @@ class Module:
         if "_params" not in self.__dict__:
             Module.__init__(self)
         params, modules = self._params, self._modules
+        old = params.get(name)
+        if old is not None:
+            if value is old:          # `W -= ...` in place gives back the same parameter: keep it where it is
+                return
+            if not isinstance(value, Module) and not _is_new_parameter(value):
+                self._assign_values(name, old, value)    # W = W - lr dW: new values for the same parameter
+                return
+        elif value is not None and value is modules.get(name):
+            return                    # the same child again: keep its place and its parameters' names
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Module):
@@ -69,6 +87,32 @@ class Module:
             params[name] = value
             value.name = self._prefix + name
         object.__setattr__(self, name, value)
+
+    def _assign_values(self, name, old: Tensor, value):
+        """`module.<name> = value` over a registered parameter: copy the values into it (same object, still a
+        parameter, `.grad` kept), or refuse with the fix; never drop it from parameters() silently."""
+        where = f"{type(self).__name__}.{name}"
+        path = old.name or name
+        fix = (f"update a parameter in place: `with dl.no_grad(): module.{name} -= lr * module.{name}.grad`, or "
+               f"`module.{name} = module.{name} - lr * module.{name}.grad` inside `dl.no_grad()`, or "
+               f"`module.{name}.data = new_values`")
+        if value is None:
+            raise TypeError(f"{where}: assigning None would remove the parameter {path!r}; to remove it on purpose "
+                            f"write `del module.{name}`")
+        if isinstance(value, Tensor) and value.creator is not None and value.requires_grad:
+            raise TypeError(f"{where}: the value is the result of an operation ({value.creator.name}) recorded for "
+                            f"backprop, which would replace the parameter {path!r} by a node of the graph and drop "
+                            f"it from parameters(); {fix}")
+        arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"{where}: parameter {path!r} holds floats; the value assigned has dtype {arr.dtype}")
+        if arr.shape != old.shape:
+            raise ValueError(f"{where}: parameter {path!r} has shape {old.shape} but the value assigned has shape "
+                             f"{arr.shape}; to replace it by a parameter of another shape, assign "
+                             f"Tensor(values, requires_grad=True)")
+        # through the .data setter: a change of the parameter, so a graph that used the old values refuses to
+        # backpropagate through them; the optimizer holds `old` itself, so it sees the new values
+        old.data = np.array(arr, dtype=old.dtype, copy=True)
 
     def __delattr__(self, name):
         self._params.pop(name, None)
@@ -141,6 +185,11 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    def predict(self, X):
+        """The output for X in eval mode (dropout off) under no_grad, each module's mode restored afterwards:
+        `accuracy(model.predict(X_dev), Y_dev, from_logits=True)`. Same as `dl.nn.predict(model, X)`."""
+        return predict(self, X)
+
     # --- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """{path: copy of the parameter's array}: a snapshot that later in-place updates do not change."""
@@ -152,12 +201,8 @@ class Module:
         checks pass. Arrays are cast to each parameter's dtype. Returns self."""
         where = f"{type(self).__name__}.load_state_dict"
         own = dict(self.named_parameters())
-        missing = [k for k in own if k not in state]
-        extra = [k for k in state if k not in own]
-        if strict and (missing or extra):
-            parts = ([f"missing parameter(s) {missing}"] if missing else []) + \
-                    ([f"unexpected array(s) {extra}"] if extra else [])
-            raise ValueError(f"{where}: {'; '.join(parts)} (the model has {list(own)})")
+        if strict:
+            _check_names(where, own, list(state))
         checked = []
         for name, p in own.items():
             if name not in state:
@@ -174,17 +219,25 @@ class Module:
         for p, arr in checked:
             if p.data.flags.writeable:
                 np.copyto(p.data, arr, casting="unsafe")
+                p._modified()   # new values in place: a graph that used the old ones must not backpropagate
             else:
                 p.data = arr.astype(p.dtype, copy=True)
         return self
 
     def save(self, path):
         """Write the parameters to `path` (exactly that name) as a .npz archive: one float array per parameter
-        path, no pickled objects. The file is replaced atomically."""
+        path, no pickled objects. The file is replaced atomically; a new file gets the usual permissions (the
+        umask applies, as for any file you create)."""
         path = os.fspath(path)
         state = self.state_dict()
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+        while True:
+            tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+                break
+            except FileExistsError:
+                continue
         try:
             with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
                 for name, arr in state.items():
@@ -198,29 +251,30 @@ class Module:
         return path
 
     def load(self, path):
-        """Load parameters saved by `save` (in place; see `load_state_dict`). The file is read with
-        allow_pickle=False: a file holding pickled objects is refused and cannot run code. Returns self."""
+        """Load parameters saved by `save` (in place; see `load_state_dict`). Safe on any file: the archive's
+        names, then each array's header (dtype and shape) are checked against the model BEFORE any data is read,
+        and no more bytes are read than the model's own parameters hold. Object arrays (pickles) are refused, so
+        a file can never run code; a damaged or crafted file is a ValueError. Returns self."""
         where = f"{type(self).__name__}.load"
         path = os.fspath(path)
+        own = dict(self.named_parameters())
         try:
-            npz = np.load(path, allow_pickle=False)
+            zf = zipfile.ZipFile(path)
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            with open(path, "rb") as f:
+                single = f.read(6) == b"\x93NUMPY"
+            if single:
+                raise ValueError(f"{where}: {path!r} holds a single array, not a .npz archive of named "
+                                 f"parameters") from None
             raise ValueError(f"{where}: {path!r} is not a parameter file written by Module.save (.npz of float "
                              f"arrays): {e}") from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError(f"{where}: {path!r} holds a single array, not a .npz archive of named parameters")
-        state = {}
-        with npz:
-            for name in npz.files:
-                try:
-                    state[name] = npz[name]
-                except ValueError as e:
-                    raise ValueError(f"{where}: array {name!r} in {path!r} cannot be read without unpickling "
-                                     f"(refused): {e}") from None
-                except (OSError, EOFError, zipfile.BadZipFile) as e:
-                    raise ValueError(f"{where}: array {name!r} in {path!r} is damaged: {e}") from None
+        try:
+            with zf:
+                state = _read_npz(zf, own, where)
+        except ValueError as e:
+            raise ValueError(f"{where}: {path!r}: {e}") from None
         try:
             return self.load_state_dict(state)
         except ValueError as e:
@@ -245,14 +299,76 @@ class Module:
         return module_html(self)
 
 
-def _positive_int(n, where: str, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-        raise ValueError(f"{where}: {what} must be a positive int, got {n!r}")
-    return int(n)
+def _is_new_parameter(value) -> bool:
+    """A leaf Tensor that requires grad: what registers as a parameter."""
+    return isinstance(value, Tensor) and value.requires_grad and value.creator is None
+
+
+def _check_names(where: str, own: dict, names: list) -> None:
+    """Every parameter of the model in `names` and nothing else, or a ValueError listing the differences."""
+    missing = [k for k in own if k not in names]
+    extra = [k for k in names if k not in own]
+    if missing or extra:
+        parts = ([f"missing parameter(s) {missing}"] if missing else []) + \
+                ([f"unexpected array(s) {extra}"] if extra else [])
+        raise ValueError(f"{where}: {'; '.join(parts)} (the model has {list(own)})")
+
+
+_MAX_HEADER = 10_000   # bytes of a .npy header: NumPy's own default bound
+
+
+def _read_npz(zf: zipfile.ZipFile, own: dict, where: str) -> dict:
+    """The arrays of an open .npz, checked before reading: member names against the model's parameters, then each
+    header's dtype (floats, never objects) and shape (the parameter's), then exactly that many bytes."""
+    infos = zf.infolist()
+    names = []
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"unexpected member {info.filename!r} (a .npz holds only <name>.npy arrays)")
+        names.append(info.filename[:-4])
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"array(s) {dup} appear more than once")
+    _check_names(where, own, names)
+    state = {}
+    for info, name in zip(infos, names):
+        p = own[name]
+        try:
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_HEADER)
+                elif version in ((2, 0), (3, 0)):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_HEADER)
+                else:
+                    raise ValueError(f"unknown .npy format version {version}")
+                if dtype.hasobject:
+                    raise ValueError(f"array {name!r} cannot be read without unpickling (refused): dtype {dtype}")
+                if dtype.kind != "f":
+                    raise ValueError(f"parameter {name!r} has dtype {dtype} in the state; expected floating point")
+                if tuple(shape) != p.shape:
+                    raise ValueError(f"parameter {name!r} has shape {tuple(shape)} in the state but {p.shape} in "
+                                     f"the model")
+                n = math.prod(shape) * dtype.itemsize          # bounded by the model's own parameter
+                data = f.read(n)
+                if len(data) != n or f.read(1):
+                    raise ValueError(f"array {name!r} holds {'less' if len(data) != n else 'more'} data than its "
+                                     f"header's shape {tuple(shape)} says")
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
+            raise ValueError(f"array {name!r} is damaged or unreadable: {e}") from None
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if name in msg else f"array {name!r}: {msg}") from None
+        state[name] = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    return state
 
 
 class Dense(Module):
     """A fully connected layer: Z = W @ A_prev + b (§2.5), W (n_out, n_in), b (n_out, 1).
+
+    Not torch.nn.Linear: examples are COLUMNS here. Linear takes rows (m, n_in) and computes X W^T + b with b of
+    shape (n_out,); Dense takes A_prev (n_in, m) and gives Z (n_out, m). W has the same shape in both, so
+    `linear.weight` copies into `dense.W` as is, and `linear.bias` into `dense.b` as a column (reshape(-1, 1)).
 
     init: "he" (default; randn * sqrt(2/n_in), for ReLU), "xavier" (sqrt(1/n_in), for tanh), "glorot",
     "normal" (randn * 0.01, the course's first choice), "zeros", or a callable `init(shape, rng=, dtype=)`.
@@ -262,7 +378,7 @@ class Dense(Module):
     def __init__(self, n_in, n_out, init="he", rng=None, dtype=np.float64):
         super().__init__()
         where = "Dense"
-        n_in, n_out = _positive_int(n_in, where, "n_in"), _positive_int(n_out, where, "n_out")
+        n_in, n_out = _checks.positive_int(n_in, where, "n_in"), _checks.positive_int(n_out, where, "n_out")
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"Dense: dtype must be float64 or float32, got {dtype}")
@@ -286,7 +402,11 @@ class Dense(Module):
         """Z = W @ A_prev + b; A_prev has shape (n_in, m): features as rows, examples as columns."""
         W = self.W
         if type(A_prev) is not Tensor:
-            A_prev = Tensor(A_prev, dtype=W.dtype) if not isinstance(A_prev, Tensor) else A_prev
+            if not isinstance(A_prev, Tensor):
+                arr = np.asarray(A_prev)
+                if arr.dtype.kind not in "biuf":       # complex, strings, objects: never half-converted
+                    raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {arr.dtype}")
+                A_prev = Tensor(arr, dtype=W.dtype)
         shape = A_prev.shape
         if len(shape) != 2 or shape[0] != W.shape[1]:
             raise ValueError(f"{self._label()}: expected input of shape ({W.shape[1]}, m) (features as rows, "
@@ -414,16 +534,27 @@ class Softmax(Module):
 class Dropout(Module):
     """Inverted dropout (§3.1) in training mode, the identity in eval mode (F.dropout).
 
-    rng: an np.random.Generator or an int seed (a reproducible stream of masks) or None. `mask` is the last mask
+    The probability, said unambiguously: `Dropout(keep_prob=0.8)` keeps 80 % of the units (the course's
+    keep_prob); `Dropout(p=0.2)` drops 20 % (PyTorch's p); both give `Dropout(keep_prob=0.8)`. A value given by
+    position is keep_prob (`Dropout(0.8)`), and one below 1/2 is refused as ambiguous: `Dropout(0.2)` is how
+    PyTorch asks to drop 20 %.
+
+    rng: an np.random.Generator (shared: its stream continues), an int seed (the layer makes its Generator once:
+    a fresh mask at every call, the same sequence of masks for the same seed) or None. `mask` is the last mask
     drawn; set `fixed_mask = True` to reuse it on every call (e.g. for gradient checking: one forward pass in
     train mode, then `layer.fixed_mask = True`)."""
 
-    def __init__(self, keep_prob, rng=None, fixed_mask=False):
+    def __init__(self, prob=None, /, rng=None, fixed_mask=False, *, keep_prob=None, p=None):
         super().__init__()
-        self.keep_prob = F._keep_prob(keep_prob, "Dropout")
-        self.rng = _init.as_rng(rng, "Dropout")
+        self.keep_prob = F._keep_prob("Dropout", prob, keep_prob, p)
+        self.rng = _checks.as_rng(rng, "Dropout")
         self.fixed_mask = bool(fixed_mask)
         self.mask = None
+
+    @property
+    def p(self) -> float:
+        """The probability of dropping a unit (PyTorch's p): 1 - keep_prob."""
+        return 1.0 - self.keep_prob
 
     def forward(self, A):
         if not self.training or self.keep_prob == 1.0:
@@ -431,7 +562,93 @@ class Dropout(Module):
         shape = np.shape(A.data if isinstance(A, Tensor) else A)
         if not (self.fixed_mask and self.mask is not None and self.mask.shape == shape):
             self.mask = self.rng.random(shape) < self.keep_prob
-        return F.dropout(A, self.keep_prob, mask=self.mask)
+        return F.dropout(A, keep_prob=self.keep_prob, mask=self.mask)
 
     def extra_repr(self):
         return f"keep_prob={self.keep_prob:g}"
+
+
+# ============================================================ prediction and accuracy
+
+def predict(model, X):
+    """model(X) for prediction: in eval mode (dropout off), under no_grad (no graph), every module's training
+    mode restored afterwards (even if the call raises). Returns the model's output (a Tensor without a graph)."""
+    modules = [m for _, m in model.named_modules()] if isinstance(model, Module) else []
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            object.__setattr__(m, "training", False)
+        with no_grad():
+            return model(X)
+    finally:
+        for m, mode in zip(modules, modes):
+            object.__setattr__(m, "training", mode)
+
+
+def _output(output, where) -> np.ndarray:
+    A = output.data if isinstance(output, Tensor) else np.asarray(output)
+    if A.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: the output must hold real numbers, got dtype {A.dtype}")
+    if A.ndim != 2 or A.shape[1] == 0:
+        raise ValueError(f"{where}: expected the network's output of shape (n_y, m) with m >= 1 (examples as "
+                         f"columns), got {A.shape}")
+    return A
+
+
+def predicted_labels(output, from_logits=None) -> np.ndarray:
+    """The predicted class of each example, as ints of shape (m,), from the network's output (n_y, m).
+
+    One output row (binary, §1.2): 1 where the probability A > 0.5, i.e. where the logit Z > 0; say which the row
+    holds with `from_logits=True` (Z, e.g. the last Dense) or False (A, after a sigmoid): the thresholds differ.
+    Several rows (softmax, §3.3): the row of the largest value (the same for logits and probabilities; the first
+    one on ties). A NaN in a column makes its prediction -1 (never a class)."""
+    where = "predicted_labels"
+    A = _output(output, where)
+    if A.shape[0] == 1:
+        if from_logits is None:
+            raise ValueError(f"{where}: one output row (binary): say whether it holds logits Z (threshold 0) or "
+                             f"probabilities A = sigmoid(Z) (threshold 0.5): from_logits=True or from_logits=False")
+        if not from_logits and np.any((A < 0) | (A > 1)):
+            raise ValueError(f"{where}: from_logits=False but the output has values outside [0, 1] (min "
+                             f"{np.nanmin(A):g}, max {np.nanmax(A):g}): these are logits; pass from_logits=True")
+        labels = (A[0] > (0.0 if from_logits else 0.5)).astype(np.int64)
+    else:
+        labels = A.argmax(axis=0).astype(np.int64)
+    labels[np.isnan(A).any(axis=0)] = -1
+    return labels
+
+
+def _true_labels(Y, n_y: int, m: int, where: str) -> np.ndarray:
+    """Y as ints (m,): one-hot (n_y, m), labels (m,) or (1, m)."""
+    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+    if Y.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: Y must hold numbers, got dtype {Y.dtype}")
+    if Y.ndim == 2 and Y.shape == (n_y, m) and n_y > 1:          # one-hot columns
+        if not (np.isin(Y, (0, 1)).all() and np.all(Y.sum(axis=0) == 1)):
+            raise ValueError(f"{where}: Y of shape {Y.shape} must be one-hot (a single 1 per column)")
+        return Y.argmax(axis=0)
+    if Y.shape in ((m,), (1, m)):
+        y = Y.reshape(-1)
+        if not np.all(np.isfinite(y) & (y == np.round(y))) or np.any(y < 0) or np.any(y >= max(n_y, 2)):
+            raise ValueError(f"{where}: labels must be whole numbers in [0, {max(n_y, 2) - 1}] "
+                             f"({'0/1 for one output row' if n_y == 1 else f'{n_y} classes'})")
+        return y.astype(np.int64)
+    raise ValueError(f"{where}: Y has shape {Y.shape}; for an output of shape {(n_y, m)} expected "
+                     + (f"one-hot ({n_y}, {m}) or " if n_y > 1 else "") + f"labels ({m},) or (1, {m})")
+
+
+def accuracy(output, Y, from_logits=None) -> float:
+    """The fraction of examples whose predicted class (`predicted_labels`) equals the label.
+
+    output: the network's output (n_y, m) (a Tensor or an array): logits or probabilities; for one row (binary)
+    say which with from_logits=True/False. Y: one-hot (n_y, m), integer labels (m,) or (1, m) (0/1 when binary).
+    NaN in the output gives NaN (a broken model never scores). Typical use:
+    `accuracy(model.predict(X_dev), Y_dev, from_logits=True)`."""
+    where = "accuracy"
+    A = _output(output, where)
+    n_y, m = A.shape
+    labels = _true_labels(Y, n_y, m, where)
+    pred = predicted_labels(A, from_logits)
+    if np.isnan(A).any():
+        return float("nan")
+    return float(np.mean(pred == labels))

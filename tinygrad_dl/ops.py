@@ -96,6 +96,10 @@ class Mul(_Primitive):
             _check_broadcast("mul", a, b)
         return a * b
 
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
+
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
         return (grad * b if need_a else None), (grad * a if need_b else None)
@@ -109,6 +113,10 @@ class Div(_Primitive):
         if a.shape != b.shape:
             _check_broadcast("div", a, b)
         return a / b
+
+    def _reads(self, out):  # 1/b for a; -(a/b)/b = -out/b for b
+        b = self.inputs[1]
+        return [(b, "input 1")] + [(out, "its output")] * b.requires_grad
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -129,7 +137,9 @@ class Neg(_Primitive):
 
 
 class Pow(_Primitive):
-    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)"""
+    """y = x**p for a constant p;  dy/dx = p * x**(p - 1)
+
+    For p = 0 the derivative is 0 everywhere (x**0 = 1), also at x = 0 where p * x**(p - 1) would be 0 * inf."""
     __slots__ = ("p",)
 
     def __init__(self, p):
@@ -139,9 +149,15 @@ class Pow(_Primitive):
         self.p = float(p)
 
     def forward(self, x):
+        if self.p == -0.5:  # 1 / sqrt(x), as PyTorch: NaN at -inf and -inf at -0.0, where pow gives 0 and +inf
+            return 1.0 / (np.sqrt(x) if type(x) is _ndarray else namespace(x).sqrt(x))
         return x ** self.p
 
     def backward(self, grad, out, x):
+        if self.p == 0.0:  # p * x**(p - 1) would be 0 * inf = NaN at x = 0
+            return (grad * 0.0,)
+        if self.p == 0.5:  # 1 / (2 sqrt(x)) from the output: the signed zero and NaN of sqrt carry over
+            return (grad * 0.5 / out,)
         return (grad * self.p * x ** (self.p - 1.0),)
 
 
@@ -181,19 +197,21 @@ class Tanh(_Primitive):
 
 
 class Abs(_Primitive):
-    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0"""
+    """y = |x|;  dy/dx = sign(x), and 0 at the kink x = 0 (and at NaN, as in PyTorch)"""
     __slots__ = ()
 
     def forward(self, x):
         return np.abs(x) if type(x) is _ndarray else namespace(x).abs(x)
 
     def backward(self, grad, out, x):
-        v = _value(x)
-        return (grad * (np.sign(v) if type(v) is _ndarray else namespace(v).sign(v)),)
+        xv = _value(x)
+        return (grad * (_mask(xv > 0, out) - _mask(xv < 0, out)),)
 
 
 class Maximum(_Primitive):
-    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)"""
+    """y = max(a, b) elementwise;  dy/da = [a > b] + [a = b] / 2,  dy/db = [b > a] + [a = b] / 2 (ties split)
+
+    Where a or b is NaN (and so y), both get the whole gradient, as in PyTorch."""
     __slots__ = ()
 
     def forward(self, a, b):
@@ -204,14 +222,17 @@ class Maximum(_Primitive):
         return _ns.common("maximum", a, b).maximum(a, b)
 
     def backward(self, grad, out, a, b):
+        need_a, need_b = self.needs_grad
         av, bv = _value(a), _value(b)
-        wa = _mask(av > bv, out) + _mask(av == bv, out) * 0.5
-        return grad * wa, grad * (1.0 - wa)
+        half = _mask(av == bv, out) * 0.5  # written as 1 - [loses] - [tie] / 2 so that NaN (no order) gives 1
+        return ((grad * (1.0 - _mask(av < bv, out) - half) if need_a else None),
+                (grad * (1.0 - _mask(av > bv, out) - half) if need_b else None))
 
 
 class Where(_Primitive):
     """y = a where cond else b;  dy/da = [cond],  dy/db = [not cond]  (cond is a constant mask)"""
     __slots__ = ("cond",)
+    saves_values = False
 
     def __init__(self, cond):
         cond = _value(cond)
@@ -318,6 +339,10 @@ class MatMul(_Primitive):
                              f"{a.shape[1]} and {b.shape[0]} differ")
         return a @ b
 
+    def _reads(self, out):  # each input's gradient reads only the other input
+        a, b = self.inputs
+        return [(a, "input 0")] * b.requires_grad + [(b, "input 1")] * a.requires_grad
+
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
         return (grad @ b.T if need_a else None), (a.T @ grad if need_b else None)
@@ -361,16 +386,20 @@ class Sum(_Primitive):
 
 
 class Max(_Primitive):
-    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere"""
+    """y = max of x over axes;  dy/dx = 1 at the maximum, split evenly among ties, 0 elsewhere
+
+    A slice holding NaN has the max NaN, and its NaN elements share the gradient (as PyTorch's max())."""
     __slots__ = ("axis", "keepdims")
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        if x.size == 0:
-            raise ShapeError("max: cannot take the max of an empty tensor")
         self.axis = _axes(self.axis, x.ndim)
+        empty = [ax for ax in self.axis if x.shape[ax] == 0]
+        if empty:
+            raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
+                             f"(the max of no numbers is undefined)")
         if type(x) is _ndarray:
             return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
         return namespace(x).max(x, axis=self.axis, keepdims=self.keepdims)
@@ -379,11 +408,11 @@ class Max(_Primitive):
         kept = _kept_shape(x.shape, self.axis)
         xv, yv = _value(x), _value(out)
         if type(xv) is _ndarray:
-            hit = xv == yv.reshape(kept)
+            hit = (xv == yv.reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
             share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(yv.dtype)
         else:
             xp = _ns.common("max", xv, yv)
-            hit = xp.astype(xv == xp.reshape(yv, kept), yv.dtype)
+            hit = xp.astype((xv == xp.reshape(yv, kept)) | (xv != xv), yv.dtype)
             share = hit / xp.sum(hit, axis=self.axis, keepdims=True)
         return (grad.reshape(kept) * share,)
 
@@ -589,11 +618,11 @@ def stack(tensors, axis=0):
 
 
 def _mean(self, axis=None, keepdims=False):
-    """Average over axes: sum * (1 / count)."""
+    """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
     for ax in _axes(axis, self.ndim):
         count *= self.shape[ax]
-    return Sum(axis, keepdims)(self) * (1.0 / count)
+    return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
 
 
 def _reduce_args(where, axis, keepdims, dim, keepdim, dtype, out):
@@ -649,22 +678,25 @@ def _std(self, *args, **kwargs):
 
 
 def _clip(self, min=None, max=None):
-    """Values limited to [min, max]; the gradient is 1 inside (boundaries included), 0 outside; NaN stays NaN."""
+    """Values limited to [min, max]; the gradient is 1 inside (boundaries included) and 0 outside. NaN stays NaN,
+    with gradient 0, as PyTorch's clamp."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
     x = self.data
     if type(x) is not _ndarray:
         xp = namespace(x)
-        below = x < min if min is not None else None
-        above = x > max if max is not None else None
-        outside = below if above is None else above if below is None else below | above
-        return Where(~outside)(self, xp.clip(x, min, max))
-    outside = np.zeros(x.shape, dtype=bool)
+        inside = None
+        if min is not None:
+            inside = x >= min
+        if max is not None:
+            inside = x <= max if inside is None else inside & (x <= max)
+        return Where(inside)(self, xp.clip(x, min, max))
+    inside = np.ones(x.shape, dtype=bool)
     if min is not None:
-        outside |= x < min
+        inside &= x >= min
     if max is not None:
-        outside |= x > max
-    return Where(~outside)(self, np.clip(x, min, max))
+        inside &= x <= max
+    return Where(inside)(self, np.clip(x, min, max))  # np.clip keeps NaN: the value stays NaN
 
 
 def _squeeze(self, axis=None, *, dim=None):

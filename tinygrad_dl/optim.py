@@ -5,6 +5,11 @@ average of dW, RMSprop one of dW**2, and Adam is both. `step()` updates every pa
 NumPy ufuncs (`out=`): no graph is recorded and nothing is allocated per step after the first. Parameters whose
 `.grad` is None are skipped; float32 parameters stay float32.
 
+Every optimizer takes `weight_decay=` (default 0): dW + weight_decay * W is used instead of dW, the gradient of
+the course's L2 term (lambd / (2 m)) sum ||W||^2 with weight_decay = lambd / m (§3.1). Like that term it applies to
+the weights only: pass the model itself (its W's decay, its b's do not), or say `decay=[...]` / `decay="all"`.
+`state_dict()` / `load_state_dict()` save and resume training exactly (arrays only: `np.savez` writes them).
+
 Lazy gradients (Dask arrays: data on workers, parameters as NumPy arrays on the driver) are computed by `step()`
 all together, in one `dask.compute` that shares the forward and backward graph; `step(cost)` computes the cost in
 the same pass and returns its value. Parameters held in another library (CuPy, array_api_strict) are updated
@@ -18,27 +23,19 @@ with that library's operations, in the same order of operations as NumPy's.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from . import _namespace as _ns
+from . import _checks, _namespace as _ns
 from .tensor import Tensor, _ndarray
 
-__all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "Momentum", "RMSprop", "Adam",
+__all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "SGD", "Momentum", "RMSprop", "Adam",
            "inverse_time_decay", "exponential_decay"]
 
 
 # ============================================================ exponentially weighted averages (§3.3.2)
 
-def _check_beta(beta, where, name="beta") -> float:
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a number in [0, 1), got {beta!r}")
-    beta = float(beta)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"{where}: {name} must be in [0, 1), got {beta} "
-                         f"(the average covers about 1/(1-{name}) steps; {name} = 1 would never move)")
-    return beta
+_check_beta = _checks.beta
 
 
 class ExponentialAverage:
@@ -136,46 +133,56 @@ class ExponentialAverage:
 
 # ============================================================ optimizers
 
-def _param_list(params, where) -> list:
-    if hasattr(params, "parameters") and callable(params.parameters):
-        params = params.parameters()
-    if isinstance(params, Tensor):
-        params = [params]
-    try:
-        params = list(params)
-    except TypeError:
-        raise TypeError(f"{where}: params must be a list of Tensors (e.g. model.parameters()), "
-                        f"got {type(params).__name__}") from None
-    if not params:
-        raise ValueError(f"{where}: got an empty list of parameters")
-    seen = set()
-    for i, p in enumerate(params):
-        if not isinstance(p, Tensor):
-            raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, expected a Tensor "
-                            f"(wrap arrays as Tensor(W, requires_grad=True))")
-        if p.creator is not None:
-            raise ValueError(f"{where}: params[{i}] (shape {p.shape}) was computed by {p.creator.name}; "
-                             f"only leaf tensors (parameters you created) can be optimized")
-        if id(p) in seen:
-            raise ValueError(f"{where}: params[{i}] (shape {p.shape}) appears twice; it would be updated twice")
-        seen.add(id(p))
-    return params
-
-
-def _check_nonneg(x, where, name) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x < 0:
-        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {x!r}")
-    return float(x)
-
-
 class Optimizer:
-    """Base class: holds the parameters, a settable `lr`, `zero_grad()`, and `step()` which calls
-    `_update(i, W, dW)` for each parameter with a gradient (W is `.data`, to be updated in place)."""
+    """Base class: holds the parameters, a settable `lr`, `zero_grad()`, `step()`, the optional weight decay and
+    the state (`state_dict()` / `load_state_dict()`). A subclass implements `_update(i, W, dW)`, updating
+    W (`.data`) in place, and lists its settings in `_settings` and its per-parameter averages in `_averages`."""
 
-    def __init__(self, params, lr):
-        self.params = _param_list(params, type(self).__name__)
+    _settings: tuple = ()     # attribute names of the constructor's numbers, saved and checked by load_state_dict
+    _averages: tuple = ()     # attribute names of lists of ExponentialAverage, one per parameter
+
+    def __init__(self, params, lr, weight_decay=0.0, decay=None):
+        where = type(self).__name__
+        self.params = _checks.param_list(params, where)
         self.lr = lr
+        self.weight_decay = _checks.nonneg(weight_decay, where, "weight_decay")
+        self._decays = self._decay_mask(params, decay, where)
         self._scratch = [None] * len(self.params)
+        self._decayed = [None] * len(self.params)
+
+    def _decay_mask(self, source, decay, where) -> list:
+        """Which parameters weight_decay applies to (one bool per parameter)."""
+        if isinstance(decay, str):
+            if decay != "all":
+                raise ValueError(f"{where}: decay must be 'all', a list of parameters or None, got {decay!r}")
+            return [True] * len(self.params)
+        if decay is None:
+            if hasattr(source, "weights") and callable(source.weights):     # a Module: its W's, as F.l2_penalty
+                chosen = source.weights()
+                if self.weight_decay and not chosen:
+                    raise ValueError(f"{where}: weight_decay={self.weight_decay:g} but the model has no weights "
+                                     f"named W; say which parameters decay with decay=[...] or decay='all'")
+            elif self.weight_decay:
+                raise ValueError(
+                    f"{where}: weight_decay={self.weight_decay:g} needs to know which parameters decay: the "
+                    f"course's L2 term covers the weights W, not the biases b. Pass the model itself "
+                    f"({where}(model, ...)) to decay its W's, or decay=[W1, W2, ...], or decay='all'")
+            else:
+                chosen = []
+        else:
+            chosen = _checks.param_list(decay, f"{where}: decay")
+        ids = {id(p) for p in self.params}
+        for p in chosen:
+            if id(p) not in ids:
+                raise ValueError(f"{where}: decay names a tensor of shape {p.shape} that is not among the "
+                                 f"parameters being optimized")
+        chosen_ids = {id(p) for p in chosen}
+        return [id(p) in chosen_ids for p in self.params]
+
+    @property
+    def decay(self) -> list:
+        """The parameters that weight_decay applies to."""
+        return [p for p, d in zip(self.params, self._decays) if d]
 
     @property
     def lr(self) -> float:
@@ -184,7 +191,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _check_nonneg(value, type(self).__name__, "lr")
+        self._lr = _checks.nonneg(value, type(self).__name__, "lr")
 
     def zero_grad(self):
         """Set every parameter's `.grad` to None (the next backward starts afresh)."""
@@ -192,55 +199,78 @@ class Optimizer:
             p.grad = None
 
     def step(self, cost=None):
-        """One update of every parameter that has a gradient, in place, recording no graph.
+        """One update of every parameter that has a gradient, in place, recording no graph. A gradient may be an
+        ndarray (what backward() leaves in `.grad`) or a Tensor (what dl.grad returns).
 
         Lazy (Dask) gradients are computed first, all in ONE `dask.compute`, and `.grad` then holds their values.
         With `cost` (the cost Tensor of this step) its value is computed in that same pass and returned as a
         float, so logging the cost costs no second pass over the data; without it, step returns None."""
         value = None if cost is None else self._compute_lazy(cost)
+        wd = self.weight_decay
         for i, p in enumerate(self.params):
             dW = p.grad
             if dW is None:
                 continue
-            W = p._data  # (the slot itself: the `data` property costs a call per parameter per step)
-            if type(dW) is not _ndarray:  # (a parameter in another library has its gradient there too)
-                self._step_any(i, p)
-            elif dW.shape != W.shape:
-                self._shape_error(i, W, dW)
-            else:
-                self._update(i, W, dW)
+            if type(dW) is not _ndarray or dW.dtype.kind != "f":  # what backward() leaves: checked cheaply
+                dW = self._gradient(i, p, dW)
+                if type(dW) is not _ndarray:
+                    self._step_any(i, p, dW)
+                    continue
+            W = p._data
+            if dW.shape != W.shape:
+                raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
+                                 f"shape {dW.shape}")
+            if wd and self._decays[i]:
+                # dW + wd W: the gradient of (wd / 2) ||W||^2 added to the cost, in a buffer of its own
+                g = self._decayed[i]
+                if g is None or g.shape != W.shape or g.dtype != W.dtype:
+                    g = self._decayed[i] = np.empty_like(W)
+                np.multiply(W, wd, out=g)
+                np.add(dW, g, out=g, casting="same_kind")
+                dW = g
+            self._update(i, W, dW)
             p._modified()  # a graph that saved p's old values now refuses to backpropagate through them
         return value
 
-    def _step_any(self, i, p):
-        """The update of a parameter whose gradient is lazy (computed here, with all the others) or whose values
-        live in another library (updated with its own operations; a Dask array is replaced, never changed)."""
-        if _ns.is_lazy(p.grad):
+    def _gradient(self, i, p, dW):
+        """A gradient that is not a float ndarray: a Tensor's values, a lazy array computed (with all the others,
+        in one pass), another library's array as it is, integers as they are; anything else is refused."""
+        if isinstance(dW, Tensor):
+            dW = dW.data
+        if type(dW) is not _ndarray and _ns.is_lazy(dW):
             self._compute_lazy(None)
-        W, dW = p.data, p.grad
-        if dW.shape != W.shape:
-            self._shape_error(i, W, dW)
-        if type(W) is _ndarray and type(dW) is _ndarray:
-            self._update(i, W, dW)
-        elif type(W) is _ndarray:
-            raise TypeError(f"{type(self).__name__}.step: params[{i}] is a NumPy array but its gradient is a "
-                            f"{_ns.library_name(dW)} array; move the parameter there first "
-                            f"(p.data = xp.asarray(p.data))")
-        else:
-            p._data = self._update_any(i, W, dW)
-
-    def _shape_error(self, i, W, dW):
-        raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
-                         f"shape {dW.shape}")
+            dW = p.grad
+        if _ns.is_foreign(dW):
+            return dW
+        if not isinstance(dW, np.ndarray) or dW.dtype.kind not in "fiu":
+            raise TypeError(f"{type(self).__name__}.step: params[{i}].grad must be an array of floats (or a "
+                            f"Tensor), got {type(dW).__name__}" + (f" of dtype {dW.dtype}"
+                                                                  if isinstance(dW, np.ndarray) else ""))
+        return dW
 
     def _compute_lazy(self, cost):
         """Compute every lazy gradient (and the cost's value) in one `dask.compute`; `.grad` keeps the values."""
-        grads = [p.grad for p in self.params]
+        grads = [p.grad.data if isinstance(p.grad, Tensor) else p.grad for p in self.params]
         c = cost.data if isinstance(cost, Tensor) else cost
         *grads, c = _ns.compute(grads + [c])
         for p, g in zip(self.params, grads):
             p.grad = g
         return None if c is None else float(_ns.to_numpy(c).item())
+
+    def _step_any(self, i, p, dW):
+        """The update of a parameter held in another library, with its own operations (the order of NumPy's)."""
+        W = p._data
+        if dW.shape != W.shape:
+            raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
+                             f"shape {dW.shape}")
+        if type(W) is _ndarray:
+            raise TypeError(f"{type(self).__name__}.step: params[{i}] is a NumPy array but its gradient is a "
+                            f"{_ns.library_name(dW)} array; move the parameter there first "
+                            f"(p.data = xp.asarray(p.data))")
+        if self.weight_decay and self._decays[i]:
+            dW = dW + W * self.weight_decay
+        p._data = self._update_any(i, W, dW)  # (in place where the library can; a Dask array is replaced)
+        p._modified()
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
@@ -253,18 +283,94 @@ class Optimizer:
         raise NotImplementedError
 
     def _update_any(self, i, W, dW):
-        """The update on another library's arrays: returns the new W (computed in place where the library can)."""
+        """`_update` on another library's arrays: returns the new W (computed in place where the library can)."""
         raise NotImplementedError
 
+    # --- saving and resuming ----------------------------------------------------------------------------------
+    def _kind(self) -> str:
+        return type(self).__name__
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume training exactly, as {name: ndarray} (copies): the algorithm, lr,
+        weight_decay and which parameters decay, the settings (beta, eps, ...), and for each parameter i its
+        averages ("m.0", "v.0", ...) with their step counts ("m.0.t"). `np.savez(path, **opt.state_dict())`
+        writes it without pickling; `opt.load_state_dict(np.load(path))` reads it back."""
+        state = {"optimizer": np.array(self._kind()), "lr": np.array(self.lr),
+                 "weight_decay": np.array(self.weight_decay), "decay": np.array(self._decays, dtype=bool)}
+        for name in self._settings:
+            state[name] = np.array(getattr(self, name))
+        for name in self._averages:
+            for i, avg in enumerate(getattr(self, name)):
+                state[f"{name}.{i}.t"] = np.array(avg.t, dtype=np.int64)
+                if avg.raw is not None:
+                    state[f"{name}.{i}"] = np.array(_ns.to_numpy(avg.raw), copy=True)
+        return state
+
+    def load_state_dict(self, state):
+        """Resume from `state_dict()` (a dict or the NpzFile of np.load): lr and every average are restored (as
+        copies). The optimizer must have been built the same way: the same algorithm, the parameters in the same
+        order and shapes, the same settings (beta, eps, weight_decay, decay); any difference is a ValueError and
+        nothing is changed. Returns self."""
+        where = f"{type(self).__name__}.load_state_dict"
+        try:
+            keys = set(state.keys())
+        except AttributeError:
+            raise TypeError(f"{where}: expected the dict of state_dict() (or np.load of it), got "
+                            f"{type(state).__name__}") from None
+
+        def get(key):
+            if key not in keys:
+                raise ValueError(f"{where}: the state has no {key!r} (was it written by state_dict()?)")
+            return np.asarray(state[key])
+
+        kind = get("optimizer")
+        if kind.shape != () or str(kind) != self._kind():
+            raise ValueError(f"{where}: the state is for {kind}, not {self._kind()}")
+        decays = get("decay")
+        if decays.shape != (len(self.params),):
+            raise ValueError(f"{where}: the state is for {decays.size} parameters, this optimizer has "
+                             f"{len(self.params)}")
+        for name, want in [("weight_decay", self.weight_decay)] + [(n, getattr(self, n)) for n in self._settings]:
+            got = get(name)
+            if got.shape != () or got.item() != want:
+                raise ValueError(f"{where}: the state has {name}={got}, this optimizer {name}={want}; build it "
+                                 f"with the same settings")
+        if decays.tolist() != self._decays:
+            raise ValueError(f"{where}: the state decays parameters {np.flatnonzero(decays).tolist()}, this "
+                             f"optimizer {np.flatnonzero(self._decays).tolist()}")
+        lr = _checks.nonneg(get("lr").item(), where, "lr")
+        restored = []
+        for name in self._averages:
+            for i, (avg, p) in enumerate(zip(getattr(self, name), self.params)):
+                t = get(f"{name}.{i}.t")
+                if t.shape != () or t.dtype.kind not in "iu" or t < 0:
+                    raise ValueError(f"{where}: {name}.{i}.t must be a step count (an int >= 0), got {t}")
+                raw = None
+                if int(t) > 0:
+                    raw = get(f"{name}.{i}")
+                    if raw.dtype.kind != "f" or raw.shape != p.shape:
+                        raise ValueError(f"{where}: {name}.{i} has shape {raw.shape} and dtype {raw.dtype}; "
+                                         f"params[{i}] has shape {p.shape} (floats expected)")
+                    raw = raw.copy()
+                    if type(p._data) is not _ndarray:  # the average lives where its parameter does
+                        raw = _ns.namespace(p._data).asarray(raw)
+                restored.append((avg, int(t), raw))
+        self.lr = lr
+        for avg, t, raw in restored:
+            avg.t, avg.raw = t, raw
+        return self
+
     def __repr__(self):
-        return f"{type(self).__name__}({len(self.params)} parameters, lr={self.lr})"
+        extra = f", weight_decay={self.weight_decay:g} on {sum(self._decays)}" if self.weight_decay else ""
+        return f"{type(self).__name__}({len(self.params)} parameters, lr={self.lr}{extra})"
 
 
 class GradientDescent(Optimizer):
-    """Gradient descent (§1.2.1, Algorithm 1.1): W := W - lr * dW."""
+    """Gradient descent (§1.2.1, Algorithm 1.1): W := W - lr * dW. Also `SGD` (PyTorch's name; plain, no
+    momentum): with mini-batches it is the course's mini-batch gradient descent (§3.3.1)."""
 
-    def __init__(self, params, lr):
-        super().__init__(params, lr)
+    def __init__(self, params, lr, weight_decay=0.0, decay=None):
+        super().__init__(params, lr, weight_decay, decay)
 
     def _update(self, i, W, dW):
         buf = np.multiply(dW, self.lr, out=self._buffer(i, W), casting="same_kind")
@@ -275,14 +381,44 @@ class GradientDescent(Optimizer):
         return W
 
 
+class SGD(GradientDescent):
+    """PyTorch's name for gradient descent: W := W - lr * dW (exactly `GradientDescent`). PyTorch's `momentum=`
+    is not accepted here: it means v = momentum v + dW, which is not the course's average; use
+    `Momentum(params, lr, beta)` (the same as torch's SGD(lr=lr * (1 - beta), momentum=beta))."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, decay=None):
+        if momentum != 0:
+            raise ValueError(f"SGD: momentum={momentum!r} is not supported: PyTorch's momentum (v = mu v + dW) is not "
+                             f"the course's; use dl.optim.Momentum(params, lr, beta={momentum!r}), which matches "
+                             f"torch.optim.SGD(lr=lr * (1 - beta), momentum=beta)")
+        super().__init__(params, lr, weight_decay, decay)
+
+    def _kind(self) -> str:
+        return "GradientDescent"
+
+
 class Momentum(Optimizer):
     """Gradient descent with momentum: v = beta v + (1 - beta) dW (an exponentially weighted average of the
-    gradients, §3.3.2); W := W - lr * v. `bias_correction=True` divides v by 1 - beta**t (off in the course)."""
+    gradients, §3.3.2); W := W - lr * v. `bias_correction=True` divides v by 1 - beta**t (off in the course).
 
-    def __init__(self, params, lr, beta=0.9, bias_correction=False):
-        super().__init__(params, lr)
+    `momentum=` is accepted for `beta` (PyTorch's name for the coefficient). PyTorch's SGD leaves out the
+    (1 - beta) factor: Momentum(lr, beta) makes the same steps as torch.optim.SGD(lr=lr * (1 - beta),
+    momentum=beta)."""
+
+    _settings = ("beta", "bias_correction")
+    _averages = ("v",)
+
+    def __init__(self, params, lr, beta=0.9, bias_correction=False, *, momentum=None, weight_decay=0.0,
+                 decay=None):
+        super().__init__(params, lr, weight_decay, decay)
+        if momentum is not None:
+            if beta != 0.9:
+                raise ValueError(f"Momentum: give beta={beta!r} or momentum={momentum!r}, not both (the same "
+                                 f"coefficient)")
+            beta = _check_beta(momentum, "Momentum", "momentum")
         self.beta = _check_beta(beta, "Momentum")
-        self.v = [ExponentialAverage(self.beta, bias_correction) for _ in self.params]
+        self.bias_correction = bool(bias_correction)
+        self.v = [ExponentialAverage(self.beta, self.bias_correction) for _ in self.params]
 
     def _update(self, i, W, dW):
         v = self.v[i]
@@ -299,12 +435,16 @@ class Momentum(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop: s = beta s + (1 - beta) dW**2 (an exponentially weighted average of squared gradients);
-    W := W - lr * dW / (sqrt(s) + eps). Equal to torch.optim.RMSprop with alpha = beta."""
+    W := W - lr * dW / (sqrt(s) + eps). Equal to torch.optim.RMSprop with alpha = beta (the course's alpha is
+    the learning rate, so the name is not taken over)."""
 
-    def __init__(self, params, lr, beta=0.999, eps=1e-8):
-        super().__init__(params, lr)
+    _settings = ("beta", "eps")
+    _averages = ("s",)
+
+    def __init__(self, params, lr, beta=0.999, eps=1e-8, *, weight_decay=0.0, decay=None):
+        super().__init__(params, lr, weight_decay, decay)
         self.beta = _check_beta(beta, "RMSprop")
-        self.eps = _check_nonneg(eps, "RMSprop", "eps")
+        self.eps = _checks.nonneg(eps, "RMSprop", "eps")
         self.s = [ExponentialAverage(self.beta, bias_correction=False) for _ in self.params]
 
     def _update(self, i, W, dW):
@@ -327,17 +467,37 @@ class Adam(Optimizer):
     """Adam = momentum + RMSprop, two exponentially weighted averages with bias correction (§3.3.2):
     m = beta1 m + (1 - beta1) dW,  v = beta2 v + (1 - beta2) dW**2,
     m_hat = m / (1 - beta1**t),  v_hat = v / (1 - beta2**t),  W := W - lr * m_hat / (sqrt(v_hat) + eps).
-    Matches torch.optim.Adam step for step (t counts the steps each parameter actually took)."""
+    Matches torch.optim.Adam step for step (t counts the steps each parameter actually took), also with
+    weight_decay (added to dW, as torch's Adam; not AdamW). `betas=(beta1, beta2)` is PyTorch's spelling."""
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(params, lr)
+    _settings = ("beta1", "beta2", "eps")
+    _averages = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, betas=None, weight_decay=0.0,
+                 decay=None):
+        super().__init__(params, lr, weight_decay, decay)
+        if betas is not None:
+            if (beta1, beta2) != (0.9, 0.999):
+                raise ValueError(f"Adam: give beta1/beta2 or betas={betas!r}, not both")
+            try:
+                beta1, beta2 = betas
+            except (TypeError, ValueError):
+                raise _checks.BadArgument(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}") from None
         self.beta1 = _check_beta(beta1, "Adam", "beta1")
         self.beta2 = _check_beta(beta2, "Adam", "beta2")
-        self.eps = _check_nonneg(eps, "Adam", "eps")
+        self.eps = _checks.nonneg(eps, "Adam", "eps")
         self.m = [ExponentialAverage(self.beta1) for _ in self.params]
         self.v = [ExponentialAverage(self.beta2) for _ in self.params]
 
+    @property
+    def betas(self) -> tuple:
+        """(beta1, beta2), PyTorch's spelling."""
+        return self.beta1, self.beta2
+
     def _update(self, i, W, dW):
+        # in place, in one scratch buffer: on a (784, 64) -> 128 -> 10 step this is 11.10M instructions vs 11.33M for
+        # W -= lr * m_hat / (sqrt(v_hat) + eps) written plainly, and no 800 KB temporaries (1.7-2.1 ms vs 2.2-2.5 ms
+        # per step, one BLAS thread, interleaved runs on a busy 2-core machine)
         m, v, buf = self.m[i], self.v[i], self._buffer(i, W)
         m.update_(dW)
         v.update_(np.multiply(dW, dW, out=buf, casting="same_kind"))
@@ -373,16 +533,16 @@ def _out(x):
 def inverse_time_decay(lr0, decay_rate, epoch):
     """alpha = alpha0 / (1 + decay_rate * epoch_num). Works on an int epoch or an array of epochs."""
     where = "inverse_time_decay"
-    lr0 = _check_nonneg(lr0, where, "lr0")
-    decay_rate = _check_nonneg(decay_rate, where, "decay_rate")
+    lr0 = _checks.nonneg(lr0, where, "lr0")
+    decay_rate = _checks.nonneg(decay_rate, where, "decay_rate")
     return _out(lr0 / (1.0 + decay_rate * _epoch(epoch, where)))
 
 
 def exponential_decay(lr0, epoch, base=0.95):
     """alpha = base**epoch_num * alpha0 (the course's 0.95**epoch_num * alpha0). Works on arrays of epochs."""
     where = "exponential_decay"
-    lr0 = _check_nonneg(lr0, where, "lr0")
-    base = _check_nonneg(base, where, "base")
+    lr0 = _checks.nonneg(lr0, where, "lr0")
+    base = _checks.nonneg(base, where, "base")
     if base > 1:
         raise ValueError(f"{where}: base must be in [0, 1] for a decay, got {base}")
     return _out(base ** _epoch(epoch, where) * lr0)

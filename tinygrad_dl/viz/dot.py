@@ -12,6 +12,8 @@ step) is drawn once with a small copy beside each further use, instead of edges 
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .summary import bad, clean, fmt, norm, summary_line, summary_lines
@@ -251,7 +253,8 @@ def module_attrs(ident, name, members, tr, o) -> dict:
 
 class Plan:
     """keep: the tensors drawn; hubs: {tensor: its consumer drawn with the real edge} for tensors feeding more than
-    max_fanout ops; elided: how many tensors are left out, and their ops by name; size: nodes drawn."""
+    max_fanout ops; n_elided, elided_ops: how many tensors are left out, and their ops by name; size: the nodes
+    drawn (counting a copy for every use of a hub)."""
 
     def __init__(self, tr, o):
         nodes = [t for t in tr.tensors if not is_folded(t, o)]
@@ -263,7 +266,6 @@ class Plan:
                                                   if t.creator is not None else 0)
 
         total = sum(cost(t) for t in nodes)
-        self.total = total
         if total <= o.max_nodes:
             keep, size = set(nodes), total
         else:  # breadth first from the root: the ops backprop visits first are the ones drawn
@@ -278,11 +280,9 @@ class Plan:
                 if t.creator is not None:
                     frontier.extend(x for x in t.creator.inputs if x not in keep)
         self.keep, self.size = keep, size
-        self.hubs = {}
-        for t in tr.tensors:  # the first use (inputs before outputs) keeps the real edge
-            if t in is_hub and t in keep:
-                self.hubs[t] = next((out, k) for out, k in tr.consumers[t] if out in keep) \
-                    if any(out in keep for out, _ in tr.consumers[t]) else None
+        # a hub's first drawn use (in toposort order: nearest its inputs) keeps the real edge
+        self.hubs = {t: next(((out, k) for out, k in tr.consumers[t] if out in keep), None)
+                     for t in tr.tensors if t in is_hub and t in keep}
         elided = [t for t in nodes if t not in keep]
         self.n_elided = len(elided)
         self.elided_ops = {}
@@ -353,6 +353,8 @@ def dot_lines(tr, o) -> list:
             if tail == head:
                 continue  # inside one collapsed module
             attrs = {"id": f"e{i}_{k}"}
+            if o.group_modules and group.get(x) is not None and group.get(t) not in (None, group[x]):
+                attrs["minlen"] = "2"  # one free rank between two modules: their boxes sit side by side, not stepped
             if o.color_by == "grad_norm" and x in tr.grads:
                 attrs["color"] = edge_colour(norm(tr.grads[x]), o)
                 attrs["penwidth"] = "2"
@@ -367,7 +369,8 @@ def dot_lines(tr, o) -> list:
     if plan.n_elided:
         ops = ", ".join(f"{name}×{n}" for name, n in sorted(plan.elided_ops.items(), key=lambda kv: (-kv[1], kv[0])))
         text = (f"… {plan.n_elided} more tensors not drawn" + (f"\n(ops: {ops})" if ops else "")
-                + f"\nthe {plan.size} nodes nearest the output are drawn (max_nodes={o.max_nodes}: raise it to draw more)")
+                + f"\nthe {plan.size} nodes nearest the output are drawn "
+                  f"(max_nodes={o.max_nodes}: raise it to draw more)")
         lines.append(f'elided [id="elided" shape=note style=filled fillcolor="#f9fafb" label=<{html_text(text)}>]')
         for t in tr.tensors:
             if t in keep and t.creator is not None and any(x not in keep and not is_folded(x, o)
@@ -392,14 +395,13 @@ def dot_text(tr, o) -> str:
 
 
 def count(text) -> tuple:
-    """(nodes, edges) in DOT text written by dot_text: one statement per line."""
+    """(nodes, edges) in DOT text written by dot_text: one statement per line, starting with its ids."""
     nodes = edges = 0
     for line in text.splitlines():
-        s = line.strip()
-        if " -> " in s:
-            edges += 1
-        elif s[:1].isalpha() and " [" in s and not s.startswith(("node ", "edge ", "label=", "subgraph ")):
-            nodes += 1
+        m = re.match(r"\s*(\w+) (-> \w+ )?\[", line)
+        if m and m.group(1) not in ("node", "edge"):
+            edges += m.group(2) is not None
+            nodes += m.group(2) is None
     return nodes, edges
 
 

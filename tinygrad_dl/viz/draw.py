@@ -10,8 +10,7 @@ import shutil
 import signal
 import subprocess
 
-from .dot import Options, count, dot_text, to_dot
-from .trace import trace
+from .dot import count, to_dot
 
 INSTALL = "install Graphviz: `sudo apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS)"
 TIMEOUT = 60.0  # seconds; the default time `dot` gets for one layout
@@ -134,14 +133,18 @@ def fit_svg(svg: str, width=FIT_WIDTH) -> str:
 
 
 def draw_graph(root, show_values=True, show_grads=True, max_elements=6, *, fit=True, timeout=TIMEOUT, **options):
-    """The graph as a `graphviz.Digraph`: it displays inline in Jupyter, fitted to the cell's width (`fit=True`,
-    scaled down to at most 720 pt wide). For the full-size picture: `fit=False`, or `render(root, "graph.svg")`
-    and open the file. Same options as `to_dot`. Needs the `viz` extra: pip install tinygrad_dl[viz]."""
+    """The graph as a `graphviz.Digraph` that displays inline in Jupyter (and other notebook front ends).
+
+    fit=True (the default) fits a notebook cell: the graph is laid out top to bottom (a notebook scrolls down, not
+    sideways; pass rankdir= to choose) and scaled down to at most 720 pt wide, shrinking further with a narrower
+    cell. For the full-size picture: fit=False (left to right, natural size), or render(root, "graph.svg") and
+    open the file. Same options as `to_dot`. Needs the `viz` extra: pip install tinygrad_dl[viz]."""
     try:
         import graphviz
     except ImportError:
         raise ImportError("draw_graph: needs the graphviz Python package: pip install 'tinygrad_dl[viz]' "
                           "(or pip install graphviz); to_dot() works without it") from None
+    options.setdefault("rankdir", "TB" if fit else "LR")
     text = to_dot(root, show_values, show_grads, max_elements, **options)
     body = text.split("\n", 1)[1].rsplit("}", 1)[0]
     return _digraph_class(graphviz)(name="tinygrad_dl", body=[line + "\n" for line in body.strip("\n").split("\n")],

@@ -18,7 +18,7 @@ from importlib import resources
 import numpy as np
 
 from .course import course_rule
-from .dot import Options, dot_text
+from .dot import Options, dot_text, is_folded
 from .draw import TIMEOUT, run_dot
 from .summary import clean, summary_line, summary_lines
 from .trace import as_roots, trace
@@ -87,7 +87,7 @@ def backprop_page(root, *, grad=None, title=None, max_elements=6, embed_limit=25
                 max_fanout, page=True, where="backprop_page")
     text = dot_text(tr, o)
     svg, drawn = _page_svg(run_dot(text, "svg", timeout=timeout, where="backprop_page"), tr)
-    n_tensors = sum(1 for t in tr.tensors if t.requires_grad or t.creator is not None)
+    n_tensors = sum(1 for t in tr.tensors if not is_folded(t, o))  # what an unlimited drawing would show
     note = "" if drawn >= n_tensors else (
         f'<div class="note">{drawn} of {n_tensors} tensors are drawn: the part nearest the output '
         f"(max_nodes={max_nodes}). Every step is listed.</div>")

@@ -41,8 +41,8 @@ def summary_lines(a, max_elements=6) -> list:
         if a.ndim == 0 or a.size == 1:
             return [fmt(a.reshape(-1)[0])]
         if a.ndim == 2 and a.shape[0] > 1:
-            return ["[" + " ".join(fmt(v) for v in row) + "]" for row in a]
-        return ["[" + " ".join(fmt(v) for v in a.reshape(-1)) + "]"]
+            return ["[" + " ".join(map(fmt, row)) + "]" for row in a.tolist()]
+        return ["[" + " ".join(map(fmt, a.reshape(-1).tolist())) + "]"]
     finite = a[np.isfinite(a)]
     lines = ([f"min {fmt(finite.min())}  mean {fmt(finite.mean())}  max {fmt(finite.max())}",
               f"‖·‖ {fmt(norm(finite))}"] if finite.size else [])
