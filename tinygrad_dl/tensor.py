@@ -384,9 +384,10 @@ class Function:
                 if type(b) is not Tensor:
                     b = _constant(b, a)
                     inputs = a, b
-                if type(a._data) is not type(b._data):
-                    _ns.common(self.name.lower(), a._data, b._data)  # same library, or NumPy beside Dask
-                data = self.forward(a._data, b._data)
+                ad, bd = a._data, b._data
+                if type(ad) is not type(bd):  # one library, or NumPy beside Dask; never a silent conversion
+                    _ns.common(self.name.lower(), ad, bd)
+                data = self.forward(ad, bd)
                 needs = a.requires_grad or b.requires_grad
             elif len(inputs) == 1 and type(inputs[0]) is Tensor:
                 x = inputs[0]
