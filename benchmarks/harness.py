@@ -24,6 +24,8 @@ IMPL_MODULES = {
     "numpy": "benchmarks.baseline",
     "ours": "benchmarks.ours",
     "ours-ops": "benchmarks.ours_ops",
+    "ours-jit": "benchmarks.ours_jit",
+    "jax": "benchmarks.peer_jax",
     "torch": "benchmarks.peer_torch",
     "autograd": "benchmarks.peer_autograd",
     "mygrad": "benchmarks.peer_mygrad",

@@ -22,8 +22,8 @@ import os
 import sys
 
 WORKLOADS = ("planar", "deep", "digits", "tiny-batch", "chain")
-IMPLS = ("numpy", "ours", "torch", "autograd", "mygrad", "ours-ops")
-DEFAULT_IMPLS = ("numpy", "ours", "torch", "autograd", "mygrad")
+IMPLS = ("numpy", "ours", "ours-jit", "torch", "jax", "autograd", "mygrad", "ours-ops")
+DEFAULT_IMPLS = ("numpy", "ours", "ours-jit", "torch", "jax", "autograd", "mygrad")
 DTYPES = ("float64", "float32")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")

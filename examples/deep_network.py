@@ -10,6 +10,10 @@ Writes cost.png (the cost curve) and graph.svg (the computation graph of the cos
 graphviz `dot` program, otherwise only graph.dot is written and a notice printed).
 
     python examples/deep_network.py [--quick] [--seed N] [--out DIR] [--threads N] [--iterations N] [--lr ALPHA]
+                                    [--jit]
+
+With --jit the training step is wrapped in dl.jit: captured at the first iteration, replayed as straight-line
+NumPy afterwards (the same numbers, bit for bit).
 """
 import os
 
@@ -25,7 +29,8 @@ LAYER_DIMS = [64, 64, 32, 10]
 def main():
     args = common.parse_args("deep_network", __doc__, lambda p: (
         p.add_argument("--iterations", type=int, default=1000, help="gradient descent steps (default 1000)"),
-        p.add_argument("--lr", type=float, default=0.5, help="learning rate alpha (default 0.5)")))
+        p.add_argument("--lr", type=float, default=0.5, help="learning rate alpha (default 0.5)"),
+        p.add_argument("--jit", action="store_true", help="replay the training step with dl.jit (same numbers)")))
     iterations = 60 if args.quick else args.iterations
 
     (X_train, y_train), (X_dev, y_dev), (X_test, y_test) = common.digits(rng=args.seed)
@@ -40,21 +45,26 @@ def main():
                              dl.nn.Dense(32, 10, init="he", rng=rng))
     opt = dl.optim.GradientDescent(model.parameters(), lr=args.lr)
 
+    def train_step(X, Y):
+        Z = model(X)                            # forward: Z[L], the logits (10, m)
+        cost = F.cross_entropy(Z, Y)            # J = -(1/m) sum(Y log softmax(Z))
+        opt.zero_grad()
+        cost.backward()                         # backward: every dW[l], db[l]
+        opt.step()                              # update: W[l] := W[l] - alpha dW[l]
+        return cost
+    step = dl.jit(train_step) if args.jit else train_step
+
     costs = []
     with common.Timer() as timer:
         bar = common.Progress(iterations, "gradient descent")
         for i in bar:
-            Z = model(X)                        # forward: Z[L], the logits (10, m)
-            cost = F.cross_entropy(Z, Y)        # J = -(1/m) sum(Y log softmax(Z))
-            opt.zero_grad()
-            cost.backward()                     # backward: every dW[l], db[l]
-            opt.step()                          # update: W[l] := W[l] - alpha dW[l]
+            cost = step(X, Y)
             costs.append(cost.item())
             bar.log(i, cost=costs[-1])
     train_acc = common.accuracy(model, X_train, y_train)
     dev_acc = common.accuracy(model, X_dev, y_dev)
     test_acc = common.accuracy(model, X_test, y_test)
-    print(f"trained {iterations} iterations in {timer.seconds:.1f} s")
+    print(f"trained {iterations} iterations in {timer.seconds:.1f} s" + (f" ({step.cache_info()})" if args.jit else ""))
     print(f"train accuracy {train_acc:.4f}   dev accuracy {dev_acc:.4f}   test accuracy {test_acc:.4f}")
 
     common.plot_curves(os.path.join(args.out, "cost.png"), {"J": costs}, xlabel="iteration", logy=True,

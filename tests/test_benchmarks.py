@@ -20,7 +20,7 @@ from conftest import need_tool  # noqa: E402
 from tinygrad_dl.testing import finite_differences  # noqa: E402
 
 MLPS = list(W.MLP_WORKLOADS)
-OTHERS = ["ours", "ours-ops", "torch", "autograd", "mygrad"]
+OTHERS = ["ours", "ours-jit", "ours-ops", "torch", "autograd", "mygrad"]
 
 
 def _impl(name):
@@ -86,6 +86,17 @@ def test_chain_verifies_against_baseline(impl, dtype):
     mod = _impl(impl)
     result = H.verify_chain(mod, W.make_chain(200, dtype))
     assert result["ok"], f"{impl} chain {dtype}: {result['message']}"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_jax_peer_verifies_when_installed(dtype):
+    """JAX is an optional peer (not a dependency): checked like the others where it is installed."""
+    pytest.importorskip("jax")
+    mod = _impl("jax")
+    for workload in MLPS:
+        result = H.verify_mlp(mod, W.make_mlp(workload, dtype, size="tiny", seed=2))
+        assert result["ok"], f"jax on {workload} {dtype}: {result['message']}"
+    assert H.verify_chain(mod, W.make_chain(200, dtype))["ok"]
 
 
 class _Wrong:

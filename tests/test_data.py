@@ -447,3 +447,16 @@ def test_early_stopping_restore_counts_as_a_change():
     stop.restore()
     with pytest.raises(RuntimeError, match="changed in place"):
         cost.backward()
+
+
+def test_one_hot_refuses_a_label_that_would_make_a_huge_matrix():
+    with pytest.raises(ValueError, match="pass n_classes= if that is really meant"):
+        dl.data.one_hot(np.array([3, 1e9]))
+    assert dl.data.one_hot(np.array([2, 0])).shape == (3, 2)
+
+
+def test_early_stopping_takes_one_number():
+    stop = dl.data.EarlyStopping(patience=2)
+    with pytest.raises(ValueError, match=r"expected one dev cost \(a number\), got shape \(2,\)"):
+        stop.step(dl.Tensor([1.0, 2.0]))
+    assert stop.step(dl.Tensor(0.5)) is False and stop.best_cost == 0.5

@@ -442,7 +442,7 @@ def _custom(backward, n_inputs=1):
 def test_a_gradient_that_fits_neither_the_input_nor_a_broadcast_is_refused():
     x = Tensor(np.ones((3, 2)), requires_grad=True)
     f = _custom(lambda self, grad, out, x: (Tensor(np.ones((2, 3))),))
-    with pytest.raises(dl.ShapeError, match=r"Custom.backward.*\(2, 3\).*input 0 of shape \(3, 2\)"):
+    with pytest.raises(dl.ShapeError, match=r"Custom.backward.*\(2, 3\).*\(3, 2\).*input 0"):
         f(x).sum().backward()
     g = _custom(lambda self, grad, out, x: (np.ones((2, 3)),))
     g.ndarray_backward = True
@@ -563,3 +563,34 @@ def test_errors_for_none_lists_of_tensors_and_rank_one_broadcasts():
         Tensor([W1, W1])
     with pytest.raises(dl.ShapeError, match=r"add: cannot broadcast shapes \(4, 400\) and \(4,\).*column \(n, 1\)"):
         Tensor(np.ones((4, 400))) + np.ones(4)
+
+
+@pytest.mark.parametrize("through", ["reshape", "detach", "slice", "transpose"])
+def test_a_change_through_a_view_or_a_detached_copy_is_detected(through):
+    x = Tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = (x * x).sum()  # Mul reads x
+    view = {"reshape": lambda: x.reshape(2, 2), "detach": lambda: x.detach(), "slice": lambda: x[1:],
+            "transpose": lambda: x.reshape(2, 2).T}[through]()
+    with dl.no_grad():
+        view -= 1.0
+    with pytest.raises(RuntimeError, match="changed in place"):
+        y.backward()
+
+
+def test_one_no_grad_object_in_two_asyncio_tasks():
+    import asyncio
+    ctx = dl.no_grad()
+    seen = {}
+
+    async def task(name, hold):
+        with ctx:
+            await asyncio.sleep(hold)
+            seen[name + " inside"] = dl.is_grad_enabled()
+        seen[name + " after"] = dl.is_grad_enabled()
+
+    async def main():
+        await asyncio.gather(task("a", 0.02), task("b", 0.01))
+
+    asyncio.run(main())
+    assert seen == {"a inside": False, "b inside": False, "a after": True, "b after": True}
+    assert dl.is_grad_enabled()

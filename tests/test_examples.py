@@ -29,6 +29,7 @@ OUTPUTS = {
     "gradient_checking": ["breakdown.png"],
     "optimizers": ["optimizers.png", "cost.png"],
     "define_by_run": ["loop_turns.png"],
+    "jit_source": ["source.py", "formulas.txt"],
 }
 EXAMPLES = sorted(OUTPUTS)
 
@@ -85,6 +86,7 @@ SANE_QUICK = {
                                     and sorted(r["wrong_params"]) == ["W1", "W2", "b1", "b2"]),
     "optimizers": lambda r: r["final_cost_adam"] < 0.69 and r["final_cost_mini_batch"] < 0.8,
     "define_by_run": lambda r: r["newton_max_rel_err"] < 1e-9 and r["rnn_ok"] and len(set(r["graph_sizes"])) > 1,
+    "jit_source": lambda r: r["max_rel_diff_hand"] < 1e-8 and r["identical"] and r["replays"] == 99,
 }
 
 
@@ -145,6 +147,7 @@ STATED = {
                              and 3 * r["epochs_adam"] < r["epochs_mini_batch"]
                              and r["decay_tail_std"] < r["constant_tail_std"]),                      # 0.003 < 0.045
     "define_by_run": SANE_QUICK["define_by_run"],
+    "jit_source": lambda r: r["max_rel_diff_hand"] < 1e-8 and r["identical"] and r["replays"] == 1999,
 }
 
 

@@ -385,3 +385,9 @@ def test_verdict_thresholds():
     assert verdict(1e-3).startswith("suspicious")
     for broken in (float("nan"), float("inf")):
         assert verdict(broken).startswith("NaN: the cost or a gradient is NaN or inf")
+
+
+def test_a_non_number_eps_is_a_clear_error():
+    W = dl.Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises((TypeError, ValueError), match="gradcheck: eps must be"):
+        dl.gradcheck(lambda: (W * W).sum(), [W], eps="x")

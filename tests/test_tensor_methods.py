@@ -142,3 +142,15 @@ def test_in_place_ops_check_shape_and_leave_recorded_tensors_to_the_plain_operat
     assert y is not y_before and y.creator.name == "Add"
     y.sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+def test_axis_errors_name_the_op():
+    t = Tensor(np.ones((2, 3)))
+    for name, call in [("sum", lambda: t.sum(axis=5)), ("max", lambda: t.max(axis=-3)), ("mean", lambda: t.mean(2)),
+                       ("var", lambda: t.var(axis=4)), ("squeeze", lambda: t.squeeze(7))]:
+        with pytest.raises(dl.ShapeError, match=rf"^{name}: axis -?\d is out of range for a tensor with 2 dimensions"):
+            call()
+    with pytest.raises(TypeError, match="sum: an axis must be an integer, got True"):
+        t.sum(axis=True)
+    with pytest.raises(dl.ShapeError, match="stack: axis True"):
+        dl.stack([t, t], axis=True)

@@ -313,3 +313,10 @@ def test_without_hypothesis_the_package_imports_and_strategies_say_how_to_instal
         "ImportError: tinygrad_dl.testing." + n for n in ("arrays", "shapes", "broadcastable_shapes",
                                                           "upstream_gradient")]
     assert all(e.endswith('install the test extra, pip install "tinygrad_dl[test]"') for e in errors), errors
+
+
+def test_bad_tolerances_and_directions_are_clear_errors():
+    with pytest.raises(TypeError, match="rtol must be a number"):
+        assert_grad_close(lambda t: t * 2, [np.ones(2)], rtol="a")
+    with pytest.raises(ValueError, match=r"direction 0 has shape \(1,\), input 0 has shape \(2,\)"):
+        assert_second_order_close(lambda t: t * t, [np.ones(2)], direction=[np.ones(1)])

@@ -39,6 +39,7 @@ class BadArgument(TypeError, ValueError):
 
 
 def _is_real(x) -> bool:
+    """True for real numbers (Python or NumPy), False for bools."""
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 

@@ -28,8 +28,8 @@ def namespace(x):
 
 
 def _find(x):
-    if isinstance(x, (np.ndarray, np.generic)):
-        return np
+    if not is_foreign(x):
+        return np  # NumPy's arrays and scalars, and whatever its functions take
     try:
         import array_api_compat
     except ImportError:
@@ -138,21 +138,21 @@ def dtype_in(xp, dtype):
 
 
 def is_floating(x) -> bool:
-    if type(x) is np.ndarray:
+    if not is_foreign(x):
         return x.dtype.kind == "f"
     xp = namespace(x)
     return xp.isdtype(x.dtype, "real floating")
 
 
 def is_bool(x) -> bool:
-    if isinstance(x, np.ndarray):
+    if not is_foreign(x):
         return x.dtype == np.bool_
     return namespace(x).isdtype(x.dtype, "bool")
 
 
 def astype(x, dtype):
     """x converted to `dtype` (a dtype of x's namespace, or a NumPy-style one)."""
-    if type(x) is np.ndarray:
+    if type(x) is np.ndarray or not is_foreign(x):
         return x.astype(dtype)
     xp = namespace(x)
     return xp.astype(x, dtype_in(xp, dtype))

@@ -95,6 +95,9 @@ def one_hot(labels, n_classes=None, dtype=np.float64) -> np.ndarray:
         raise ValueError(f"{where}: labels must be >= 0, got {y.min()}")
     if n_classes is None:
         n_classes = int(y.max()) + 1
+        if n_classes > max(1 << 16, 2 * y.size):  # (n_classes, m) would be mostly empty, and possibly huge
+            raise ValueError(f"{where}: the largest label is {y.max()}, so the one-hot matrix would have {n_classes} "
+                             f"rows for {y.size} labels; pass n_classes= if that is really meant")
     elif y.size and y.max() >= n_classes:
         raise ValueError(f"{where}: label {y.max()} does not fit n_classes = {n_classes}")
     Y = np.zeros((n_classes, y.size), dtype=dtype)
@@ -255,7 +258,10 @@ class EarlyStopping:
 
     def step(self, dev_cost, params=None) -> bool:
         """Record one dev cost (a float or a one-element Tensor); True means stop. NaN never counts as better."""
-        cost = float(dev_cost.item() if isinstance(dev_cost, Tensor) else dev_cost)
+        if np.size(dev_cost) != 1:
+            raise ValueError(f"EarlyStopping.step: expected one dev cost (a number), got shape {np.shape(dev_cost)}; "
+                             f"reduce it first (e.g. the cost's mean)")
+        cost = float(dev_cost.item() if isinstance(dev_cost, Tensor) else np.asarray(dev_cost).item())
         self.steps += 1
         if cost < self.best_cost - self.min_delta:
             self.best_cost, self.best_step, self.bad_steps = cost, self.steps, 0

@@ -12,7 +12,12 @@ values and gradients are finite and accurate to rounding, with no overflow or di
 - log(1 + x) for small x: `log(1 + x)` carries the gradient 1/(1 + x), exact to rounding, and a constant
   correction `np.log1p(x) - log(1 + x)` (at most ~1e-16, no gradient) restores the digits that 1 + x rounded away;
 - NaN, +-inf and empty inputs give what PyTorch gives: a comparison is written so that NaN (for which every
-  comparison is false) falls on the branch that carries it through, never on a constant.
+  comparison is false) falls on the branch that carries it through, never on a constant;
+- nothing is read with `.data`: every mask, shift, correction or check computed from values is a small NumPy
+  function called through `derived` (plain NumPy in eager mode; dl.jit's replay calls it again on the new
+  values, so nothing computed from data is ever frozen). Where eager mode takes a shortcut for the usual case
+  (binary cross-entropy with nothing clamped, one-hot targets), a capture takes the general form, which gives
+  the same numbers bit for bit.
 
 Examples are columns: Z, A, Y have shape (n, m) and costs average over the m columns (the last axis).
 
@@ -29,7 +34,7 @@ import numpy as np
 
 from . import _checks
 from .ops import where
-from .tensor import Tensor
+from .tensor import Tensor, derived, is_capturing, replayed
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax", "logsumexp", "softplus",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "mse", "l2_penalty",
@@ -39,7 +44,7 @@ _LOG_FLOOR = -100.0                # PyTorch's clamp of log in binary cross-entr
 _TINY = float(np.exp(_LOG_FLOOR))  # log(x) > -100  <=>  x > exp(-100) (to rounding)
 
 
-# ============================================================ helpers (values only: no graph)
+# ============================================================ helpers: arguments (shapes and types only)
 
 def _tensor(x, where_: str, what: str = "input") -> Tensor:
     if isinstance(x, Tensor):
@@ -49,11 +54,6 @@ def _tensor(x, where_: str, what: str = "input") -> Tensor:
     except (TypeError, ValueError) as e:
         raise TypeError(f"{where_}: {what} must be a Tensor or an array of floats; got {type(x).__name__} ({e})") \
             from None
-
-
-def _const(cond, a, b, dtype):
-    """The constant array `a where cond else b` in `dtype` (one allocation)."""
-    return np.where(cond, dtype.type(a), dtype.type(b))
 
 
 def _per_example(A: Tensor) -> float:
@@ -70,14 +70,14 @@ def _target(where_: str, A: Tensor, Y, a_name: str = "A"):
                              f"exactly (no broadcasting): one column per example, e.g. (1, m)")
         if Y.requires_grad:
             return Y
-        Y = Y.data
+        Y = Y._data
     Y = np.asarray(Y)
     if Y.dtype.kind not in "biuf":
         raise TypeError(f"{where_}: Y must hold numbers, got dtype {Y.dtype}")
     if Y.shape != A.shape:
         raise ValueError(f"{where_}: Y has shape {Y.shape} but {a_name} has shape {A.shape}; they must match "
                          f"exactly (no broadcasting): one column per example, e.g. (1, m)")
-    return Y if Y.dtype == A.dtype else Y.astype(A.dtype)
+    return Y if Y.dtype == A.dtype else derived(np.ndarray.astype, Y, A.dtype)
 
 
 def _axis(z: Tensor, axis, where_: str) -> int:
@@ -88,18 +88,6 @@ def _axis(z: Tensor, axis, where_: str) -> int:
     if z.ndim == 0:
         raise ValueError(f"{where_}: needs at least one axis; got a scalar")
     return int(axis)
-
-
-def _shift(z: Tensor, axis: int) -> np.ndarray:
-    """The max over `axis` as a constant: subtracting it changes no softmax, and no exp can overflow
-    (-inf over an empty axis)."""
-    return np.max(z.data, axis=axis, keepdims=True, initial=-np.inf)
-
-
-def _log1p(x: Tensor) -> Tensor:
-    """log(1 + x) for x >= 0, with the value of np.log1p (see the module docstring)."""
-    L = (1.0 + x).log()
-    return L + (np.log1p(x.data) - L.data)
 
 
 def _keep_prob(where_: str, positional=None, keep_prob=None, p=None) -> float:
@@ -124,6 +112,208 @@ def _keep_prob(where_: str, positional=None, keep_prob=None, p=None) -> float:
     return value
 
 
+# ============================================================ helpers: values (plain NumPy, called via `derived`)
+# Each is a pure function of its arguments; the ones named _check_* refuse bad values (and so always run, even where
+# their result is not needed). `outputs` names their results in dl.jit's source.
+
+def _pos_and_sign(z):
+    """[z >= 0], and the sign s = -1 there, +1 elsewhere (NaN included): exp(z * s) is exp(-|z|) with each side's
+    own slope."""
+    pos = z >= 0
+    # 1 - 2 [z >= 0] is exactly -1 or +1; arithmetic, as np.where is 4-7x slower on large arrays of mixed signs
+    return pos, np.asarray(1, z.dtype) + np.asarray(-2, z.dtype) * pos
+
+
+_pos_and_sign.outputs = ("pos", "sign")
+
+
+def _scaled(mask, s, dtype):
+    """mask * s in `dtype`: s where the mask is True, +0.0 elsewhere (s > 0), as np.where(mask, s, 0), faster."""
+    return mask * np.asarray(s, dtype)
+
+
+_scaled.outputs = ("scale",)
+
+
+def _as_float(mask, dtype):
+    """A boolean mask as 0.0 / 1.0 in `dtype`."""
+    return mask.astype(dtype)
+
+
+_as_float.outputs = ("step",)
+
+
+def _float_minus(mask, y):
+    """[mask] - y in y's dtype (the slope of max(z, 0) - y z, with mask = [z >= 0])."""
+    return mask.astype(y.dtype) - y
+
+
+_float_minus.outputs = ("slope",)
+
+
+def _leaky_slope(z, alpha):
+    """1 where z > 0, alpha elsewhere (NaN included), in z's dtype."""
+    return np.where(z > 0, z.dtype.type(1), z.dtype.type(alpha))
+
+
+_leaky_slope.outputs = ("slope",)
+
+
+def _max_shift(z, axis):
+    """The max over `axis` as a constant: subtracting it changes no softmax, and no exp can overflow
+    (-inf over an empty axis)."""
+    return np.maximum.reduce(z, axis=axis, keepdims=True, initial=-np.inf)  # (np.max's own call, without its wrapper)
+
+
+_max_shift.outputs = ("shift",)
+
+
+def _finite(M):
+    """M with its infinities replaced by 0: inf - inf would be NaN, and an infinite max needs no shift."""
+    return np.where(np.isinf(M), 0.0, M)
+
+
+_finite.outputs = ("finite_shift",)
+
+
+def _log1p_digits(x, L):
+    """np.log1p(x) - log(1 + x): the digits that 1 + x rounded away (at most ~1e-16)."""
+    return np.log1p(x) - L
+
+
+_log1p_digits.outputs = ("digits",)
+
+
+def _sum_log1p_digits(x, L):
+    """The sum of np.log1p(x) - log(1 + x), as a 0-d array in x's dtype."""
+    return np.asarray(np.add.reduce(np.log1p(x) - L, axis=None), dtype=x.dtype)  # (np.sum, without its wrapper)
+
+
+_sum_log1p_digits.outputs = ("digits",)
+
+
+def _lse_correction(z, e, S, M, axis):
+    """S = 1 + r (the max contributes exp(0) = 1): log1p(r) - log(S) restores the digits of r that 1 + r rounded
+    away (as _log1p), plus the finite shift; no correction where the max is infinite (it was not shifted)."""
+    infinite = np.isinf(M)
+    r = e.copy()
+    np.put_along_axis(r, np.argmax(z, axis=axis, keepdims=True), 0.0, axis=axis)
+    with np.errstate(divide="ignore"):  # log 0 of an all -inf slice: no correction there (below)
+        correction = np.log1p(r.sum(axis=axis, keepdims=True)) - np.log(S)
+    return np.where(infinite, 0.0, correction) + np.where(infinite, 0.0, M)
+
+
+_lse_correction.outputs = ("correction",)
+
+
+def _check_probabilities(A):
+    """Refuse A outside [0, 1] (NaN aside, which propagates); returns A's (min, max), NaN if A holds NaN."""
+    if not A.size:
+        return A.dtype.type(0.5), A.dtype.type(0.5)
+    lo, hi = np.minimum.reduce(A, axis=None), np.maximum.reduce(A, axis=None)
+    if lo >= 0 and hi <= 1:  # (False at NaN)
+        return lo, hi
+    a, b = (lo, hi) if lo == lo and hi == hi else (np.fmin.reduce(A, axis=None), np.fmax.reduce(A, axis=None))
+    if a < 0 or b > 1:
+        raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {a:g}, max {b:g}); "
+                         f"apply sigmoid first, or use binary_cross_entropy_with_logits(Z, Y)")
+    return lo, hi
+
+
+_check_probabilities.outputs = ("lo", "hi")
+
+
+def _plain_bce(lo, hi) -> bool:
+    """No log is clamped and 1 - A loses no digit worth restoring (False when A holds NaN)."""
+    return lo >= 1e-4 and 1.0 - hi > _TINY
+
+
+def _bce_safe(A, Y, lo, hi):
+    """The constants of binary cross-entropy's general form: A + C0 and C1 - A are A and 1 - A where their log is
+    above -100 and exactly 1 (log 0) where it is clamped; the coefficients Y and 1 - Y are 0 there."""
+    if lo > _TINY and 1.0 - hi > _TINY:  # nothing clamped: A + 0 and 1 - A (0-d constants: no array to fill)
+        return np.zeros((), A.dtype), np.ones((), A.dtype), Y.copy(), 1.0 - Y
+    one = A.dtype.type
+    low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
+    return (np.where(low_A, one(1), one(0)), np.where(low_1mA, one(2), one(1)), np.where(low_A, one(0), Y),
+            np.where(low_1mA, one(0), 1.0 - Y))
+
+
+_bce_safe.outputs = ("C0", "C1", "Y_safe", "one_minus_Y")
+
+
+def _bce_correction(A, Y, log_1mA, lo, hi):
+    """What the general form adds to sum(Y log A + (1 - Y) log(1 - A)): -100 for each clamped log, and the digits
+    log1p(-A) - log(1 - A) that 1 - A rounded away (as _log1p); exactly 0 where the plain formula applies."""
+    if _plain_bce(lo, hi):
+        return np.zeros((), A.dtype)
+    ok = (1.0 - A) > _TINY  # NaN: no correction (its log is NaN already)
+    digits = np.where(ok, np.log1p(-np.where(ok, A, 0.0)) - log_1mA, 0.0)
+    total = np.sum((1.0 - Y) * digits)
+    low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
+    if low_A.any() or low_1mA.any():
+        total = total + _LOG_FLOOR * (np.sum(np.where(low_A, Y, 0.0)) + np.sum(np.where(low_1mA, 1.0 - Y, 0.0)))
+    return np.asarray(total, dtype=A.dtype)
+
+
+_bce_correction.outputs = ("correction",)
+
+
+def _bce_digits(A, Y, log_1mA, lo, hi):
+    """The digits correction alone (for the form that clamps with `where`); exactly 0 where the plain formula
+    applies."""
+    if _plain_bce(lo, hi):
+        return np.zeros((), A.dtype)
+    ok = (1.0 - A) > _TINY
+    digits = np.where(ok, np.log1p(-np.where(ok, A, 0.0)) - log_1mA, 0.0)
+    return np.asarray(np.sum((1.0 - Y) * digits), dtype=A.dtype)
+
+
+_bce_digits.outputs = ("digits",)
+
+
+def _check_whole_labels(y, expected):
+    """Refuse 1-D labels that are not whole numbers; returns them as int64."""
+    if not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected} "
+                         f"(1-D labels must be whole numbers)")
+    return y.astype(np.int64)
+
+
+_check_whole_labels.outputs = ("labels",)
+
+
+def _check_one_hot(y, n):
+    """Integer labels (m,) as a boolean one-hot mask (n, m); refuses labels outside [0, n)."""
+    m = y.shape[0]
+    if m and (y.min() < 0 or y.max() >= n):
+        raise ValueError(f"cross_entropy: labels must lie in [0, {n}) for {n} classes; got min {y.min()}, "
+                         f"max {y.max()}")
+    one_hot = np.zeros((n, m), dtype=np.bool_)
+    one_hot[y, np.arange(m)] = True
+    return one_hot
+
+
+_check_one_hot.outputs = ("one_hot",)
+
+
+def _check_bool_mask(D):
+    """A 0/1 mask as booleans (anything else refused)."""
+    if not np.isin(D, (0, 1)).all():
+        raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
+    return D.astype(bool)
+
+
+_check_bool_mask.outputs = ("D",)
+
+
+@replayed
+def _draw_mask(rng, shape, keep_prob):
+    """D = rand(shape) < keep_prob, drawn from `rng` (dl.jit's replay draws again, from the same Generator, in
+    the same order as eager mode)."""
+    return _checks.as_rng(rng, "dropout").random(shape) < keep_prob
+
+
 # ============================================================ activations (§1.2, §2.2, §2.3)
 
 def sigmoid(z) -> Tensor:
@@ -132,8 +322,8 @@ def sigmoid(z) -> Tensor:
     Computed as where(z >= 0, 1, e) / (1 + e) with e = exp(-|z|) in (0, 1]: 5 ops, no overflow, and exactly
     sigmoid'(0) = 1/4."""
     z = _tensor(z, "sigmoid")
-    pos = z.data >= 0
-    e = (z * _const(pos, -1, 1, z.dtype)).exp()
+    pos, sign = derived(_pos_and_sign, z)
+    e = (z * sign).exp()
     return where(pos, 1.0, e) / (1.0 + e)
 
 
@@ -146,7 +336,7 @@ def relu(z) -> Tensor:
     """ReLU(z) = max(0, z) (§2.2), as where(z <= 0, 0, z): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink).
     NaN is not <= 0: it takes the z side, so relu(NaN) = NaN with slope 1 (as PyTorch)."""
     z = _tensor(z, "relu")
-    return where(z.data <= 0, 0.0, z)
+    return where(derived(np.less_equal, z, 0), 0.0, z)
 
 
 def leaky_relu(z, alpha=0.01) -> Tensor:
@@ -154,16 +344,17 @@ def leaky_relu(z, alpha=0.01) -> Tensor:
     (one op; slope alpha at the kink, as PyTorch)."""
     z = _tensor(z, "leaky_relu")
     alpha = _checks.number(alpha, "leaky_relu", "alpha")
-    return z * _const(z.data > 0, 1, alpha, z.dtype)
+    return z * derived(_leaky_slope, z, float(alpha))
 
 
 def softplus(z) -> Tensor:
     """softplus(z) = log(1 + exp(z)) = max(z, 0) + log(1 + exp(-|z|)); softplus' = sigmoid. Exact to rounding
     for every finite z (= -log_expit(-z))."""
     z = _tensor(z, "softplus")
-    pos = z.data >= 0
-    e = (z * _const(pos, -1, 1, z.dtype)).exp()
-    return where(pos, z, 0.0) + _log1p(e)
+    pos, sign = derived(_pos_and_sign, z)
+    e = (z * sign).exp()
+    L = (1.0 + e).log()                                  # log(1 + e), the digits 1 + e rounded away added back
+    return where(pos, z, 0.0) + (L + derived(_log1p_digits, e, L))
 
 
 def softmax(z, axis=0) -> Tensor:
@@ -171,7 +362,7 @@ def softmax(z, axis=0) -> Tensor:
     (constant) max, so no exp overflows."""
     z = _tensor(z, "softmax")
     axis = _axis(z, axis, "softmax")
-    e = (z - _shift(z, axis)).exp()
+    e = (z - derived(_max_shift, z, axis)).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -179,7 +370,7 @@ def log_softmax(z, axis=0) -> Tensor:
     """log softmax(z) = s - log(sum exp(s)) with s = z - max(z) over `axis` (the max is a constant)."""
     z = _tensor(z, "log_softmax")
     axis = _axis(z, axis, "log_softmax")
-    s = z - _shift(z, axis)
+    s = z - derived(_max_shift, z, axis)
     if s.size == 0:
         return s  # nothing to normalize (and no log of an empty sum)
     return s - s.exp().sum(axis=axis, keepdims=True).log()
@@ -191,24 +382,15 @@ def logsumexp(z, axis=0, keepdims=False) -> Tensor:
     gives inf, an empty axis -inf (the log of an empty sum), as PyTorch."""
     z = _tensor(z, "logsumexp")
     axis = _axis(z, axis, "logsumexp")
+    reduced = tuple(n for i, n in enumerate(z.shape) if i != axis % z.ndim)
     if z.shape[axis] == 0:
         out = z.sum(axis=axis, keepdims=True) + (-np.inf)
-        return out if keepdims else out.reshape(np.squeeze(out.data, axis=axis).shape)
-    M = _shift(z, axis)
-    infinite = np.isinf(M)
-    if infinite.any():
-        M = np.where(infinite, 0.0, M)  # inf - inf would be NaN: an infinite max needs no shift (as PyTorch)
-    e = (z - M).exp()
+        return out if keepdims else out.reshape(reduced)
+    M = derived(_max_shift, z, axis)
+    e = (z - derived(_finite, M)).exp()   # inf - inf would be NaN: an infinite max needs no shift (as PyTorch)
     S = e.sum(axis=axis, keepdims=True)
-    # S = 1 + r (the max contributes exp(0) = 1): restore the digits of r that 1 + r rounded away, as _log1p
-    r = e.data.copy()
-    np.put_along_axis(r, np.argmax(z.data, axis=axis, keepdims=True), 0.0, axis=axis)
-    with np.errstate(divide="ignore"):  # log 0 of an all -inf slice: no correction there (below)
-        correction = np.log1p(r.sum(axis=axis, keepdims=True)) - np.log(S.data)
-    if infinite.any():
-        correction = np.where(infinite, 0.0, correction)  # unshifted, the max did not contribute exactly 1
-    out = S.log() + (correction + M)
-    return out if keepdims else out.reshape(np.squeeze(M, axis=axis).shape)
+    out = S.log() + derived(_lse_correction, z, e, S, M, axis)
+    return out if keepdims else out.reshape(reduced)
 
 
 # ============================================================ costs (§1.2, §3.1)
@@ -222,35 +404,32 @@ def binary_cross_entropy(A, Y) -> Tensor:
     A = _tensor(A, "binary_cross_entropy", "A")
     Y = _target("binary_cross_entropy", A, Y)
     inv_m = _per_example(A)
-    lo, hi = (A.data.min(), A.data.max()) if A.size else (0.5, 0.5)
-    if lo != lo or hi != hi:  # NaN: check the range of the other numbers (NaN itself propagates below)
-        lo, hi = np.fmin.reduce(A.data, axis=None), np.fmax.reduce(A.data, axis=None)
-    if lo < 0 or hi > 1:
-        raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {lo:g}, max {hi:g}); "
-                         f"apply sigmoid first, or use binary_cross_entropy_with_logits(Z, Y)")
-    one_minus_A = 1.0 - A
-    if lo > _TINY and 1.0 - hi > _TINY:   # the usual case: no clamp anywhere, plain logs
-        log_A, log_1mA = A.log(), one_minus_A.log()
-        # log(1 - A) loses relative digits only where A is small (error ~ eps / A): below 1e-4, restore them
-        digits = np.log1p(-A.data) - log_1mA.data if lo < 1e-4 else None
-    else:
-        log_A, log_1mA = _clamped_log(A), _clamped_log(one_minus_A)
-        ok = one_minus_A.data > _TINY  # NaN: no correction (its log is NaN already)
-        digits = np.where(ok, np.log1p(-np.where(ok, A.data, 0.0)) - log_1mA.data, 0.0)
-    # log(1 - A) carries the gradient; a constant adds back the digits 1 - A rounded away (as _log1p), so a tiny
-    # A costs -log1p(-A) ~ A rather than 0, like PyTorch
-    total = (Y * log_A + (1.0 - Y) * log_1mA).sum()
-    if digits is not None:
-        total = total + np.asarray(np.sum((1.0 - (Y.data if isinstance(Y, Tensor) else Y)) * digits))
-    return total * -inv_m
+    lo, hi = derived(_check_probabilities, A)
+    if lo >= 1e-4 and 1.0 - hi > _TINY and not is_capturing():  # (_plain_bce, written out: every step runs it)
+        # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
+        one_minus_A = 1.0 - A
+        return (Y * A.log() + (1.0 - Y) * one_minus_A.log()).sum() * -inv_m
+    # The general form, exact for every A in [0, 1] (dl.jit's capture always takes it: its numbers are those of
+    # the plain formula wherever that applies). Each log is clamped at -100 without ever evaluating log(0), and a
+    # constant adds back the digits 1 - A rounded away (as _log1p), so a tiny A costs -log1p(-A) ~ A rather than
+    # 0, like PyTorch.
+    if isinstance(Y, Tensor):   # a target with its own gradient: the logs are clamped with `where`
+        one_minus_A = 1.0 - A
+        log_1mA = _clamped_log(one_minus_A)
+        total = (Y * _clamped_log(A) + (1.0 - Y) * log_1mA).sum()
+        return (total + derived(_bce_digits, A, Y, log_1mA, lo, hi)) * -inv_m
+    # a constant target: log(A + C0) and log(C1 - A) are log A and log(1 - A), or exactly 0 where clamped (their
+    # coefficients are 0 there, and the -100's are part of the correction): as cheap as the plain formula
+    C0, C1, Y_safe, one_minus_Y = derived(_bce_safe, A, Y, lo, hi)
+    log_A, log_1mA = (A + C0).log(), (C1 - A).log()
+    total = (Y_safe * log_A + one_minus_Y * log_1mA).sum()
+    return (total + derived(_bce_correction, A, Y, log_1mA, lo, hi)) * -inv_m
 
 
 def _clamped_log(x: Tensor) -> Tensor:
     """max(log x, -100), never evaluating log(0): where x <= exp(-100) the log sees 1 and `where` picks -100.
     NaN is not <= exp(-100): it reaches the log and stays NaN."""
-    low = x.data <= _TINY
-    if not low.any():
-        return x.log()
+    low = derived(np.less_equal, x, _TINY)
     return where(low, _LOG_FLOOR, where(low, 1.0, x).log())
 
 
@@ -261,11 +440,12 @@ def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
     Z = _tensor(Z, "binary_cross_entropy_with_logits", "Z")
     Y = _target("binary_cross_entropy_with_logits", Z, Y, "Z")
     inv_m = _per_example(Z)
-    pos = Z.data >= 0
-    e = (Z * _const(pos, -1, 1, Z.dtype)).exp()     # exp(-|Z|), in (0, 1]
+    pos, sign = derived(_pos_and_sign, Z)
+    e = (Z * sign).exp()                                    # exp(-|Z|), in (0, 1]
     L = (1.0 + e).log()
-    correction = np.sum(np.log1p(e.data) - L.data)  # constant: the digits 1 + e rounded away (see _log1p)
-    slope = pos.astype(Z.dtype) - Y                 # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)
+    correction = derived(_sum_log1p_digits, e, L)          # constant: the digits 1 + e rounded away (see _log1p)
+    # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)
+    slope = derived(_as_float, pos, Z.dtype) - Y if isinstance(Y, Tensor) else derived(_float_minus, pos, Y)
     return ((Z * slope + L).sum() + correction) * inv_m
 
 
@@ -288,15 +468,17 @@ def cross_entropy(Z, Y) -> Tensor:
                          f"binary_cross_entropy_with_logits(Z, Y) on logits (or binary_cross_entropy(A, Y) on "
                          f"probabilities)")
     Y = _class_targets(Z, Y)
-    s = Z - _shift(Z, 0)
+    s = Z - derived(_max_shift, Z, 0)
     log_p = s - s.exp().sum(axis=0, keepdims=True).log()
     if isinstance(Y, Tensor):          # a target that needs its own gradient: the plain formula
         picked = Y * log_p
     else:                              # pick log p where Y != 0: a -inf next to Y = 0 never meets 0 * -inf
-        nz = Y if Y.dtype == np.bool_ else Y != 0
+        nz = Y if Y.dtype == np.bool_ else derived(np.not_equal, Y, 0)
         picked = where(nz, log_p, 0.0)
-        if Y.dtype != np.bool_ and not (Y == nz).all():
-            picked = Y * picked        # soft labels (one-hot labels are the picking alone)
+        # soft labels; one-hot labels are the picking alone (Y * picked gives the same numbers: a capture, which
+        # must not look at the values, always multiplies)
+        if Y.dtype != np.bool_ and (is_capturing() or not (Y == nz).all()):
+            picked = Y * picked
     return picked.sum() * -_per_example(Z)
 
 
@@ -305,21 +487,16 @@ def _class_targets(Z: Tensor, Y):
     expected = f"expected one-hot ({n}, {m}) or integer labels ({m},)"
     if isinstance(Y, Tensor) and Y.requires_grad:
         return _target("cross_entropy", Z, Y, "Z")
-    y = np.asarray(Y.data if isinstance(Y, Tensor) else Y)
+    y = Y._data if isinstance(Y, Tensor) else np.asarray(Y)
     if y.ndim == 1:
         if y.dtype.kind not in "iu":
-            if y.dtype.kind not in "bf" or not np.all(np.isfinite(y) & (y == np.round(y))):
+            if y.dtype.kind not in "bf":
                 raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected} "
                                  f"(1-D labels must be whole numbers)")
-            y = y.astype(np.int64)
+            y = derived(_check_whole_labels, y, expected)
         if y.shape != (m,):
             raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}")
-        if m and (y.min() < 0 or y.max() >= n):
-            raise ValueError(f"cross_entropy: labels must lie in [0, {n}) for {n} classes; got min {y.min()}, "
-                             f"max {y.max()}")
-        one_hot = np.zeros((n, m), dtype=np.bool_)
-        one_hot[y, np.arange(m)] = True
-        return one_hot
+        return derived(_check_one_hot, y, n)
     if y.shape != Z.shape:
         hint = " (integer labels must have shape (m,): use Y.reshape(-1))" if y.shape == (1, m) else ""
         raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}{hint}")
@@ -375,16 +552,16 @@ def dropout(A, prob=None, /, training=True, rng=None, mask=None, *, keep_prob=No
     if not training or keep == 1.0:
         return A
     if mask is None:
-        D = _checks.as_rng(rng, "dropout").random(A.shape) < keep
+        D = _draw_mask(rng, A.shape, keep)
     else:
-        D = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        D = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
         if D.shape != A.shape:
             raise ValueError(f"dropout: mask has shape {D.shape} but A has shape {A.shape}")
         if D.dtype != np.bool_:
-            if D.dtype.kind not in "biuf" or not np.isin(D, (0, 1)).all():
+            if D.dtype.kind not in "biuf":
                 raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
-            D = D.astype(bool)
-    return A * _const(D, 1.0 / keep, 0, A.dtype)
+            D = derived(_check_bool_mask, D)
+    return A * derived(_scaled, D, 1.0 / keep, A.dtype)
 
 
 # The activations people reach for as methods (`z.sigmoid()`, `z.relu()`), bound here: they are compositions.

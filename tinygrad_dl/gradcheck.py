@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _checks
 from .tensor import Tensor, no_grad, run_backward, toposort
 from .testing import finite_differences
 
@@ -259,6 +260,9 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
             return F.binary_cross_entropy(F.sigmoid(W2 @ A1 + b2), Y)
     or check with keep_prob = 1 (or the model in eval() mode), then turn dropout back on.
     """
+    for name, v in (("eps", eps), ("threshold", threshold)):
+        if not _checks._is_real(v):
+            raise TypeError(f"gradcheck: {name} must be a finite number > 0, got {v!r}")
     eps, threshold = float(eps), float(threshold)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"gradcheck: eps must be a finite number > 0, got {eps}")
@@ -270,12 +274,11 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
     tensors = [p for _, p in named]
     originals = [p.data for p in tensors]
     saved_grad = [p.grad for p in tensors]
-    # assigning .data counts as an edit (a graph that saved the tensor would refuse to backpropagate); the
-    # original array comes back untouched, so its edit count comes back too and earlier graphs stay usable
-    saved_version = [getattr(p, "_version", 0) for p in tensors]
+    # the float64 copies are swapped in and the originals back through the private slot: the values a graph
+    # saved come back untouched, so this is not an in-place change (a `.data = ...` would count as one)
     try:
         for p, data in zip(tensors, originals):
-            p.data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
+            p._data = np.array(data, dtype=np.promote_types(data.dtype, np.float64), order="C")   # a copy
         J = _cost(f, "backprop pass")
         if not J.requires_grad:
             raise ValueError("gradcheck: the cost does not depend on any parameter (or f ran under no_grad)")
@@ -303,10 +306,9 @@ def gradcheck(f, params, eps=1e-7, threshold=1e-7, top=3) -> GradcheckResult:
                         raise
                     raise ValueError(f"gradcheck: parameter {name}: {e}") from None
     finally:
-        for p, data, g, version in zip(tensors, originals, saved_grad, saved_version):
-            p.data = data
+        for p, data, g in zip(tensors, originals, saved_grad):
+            p._data = data
             p.grad = g
-            p._version = version
     breakdown = []
     for i, ((name, p), num, bp, data) in enumerate(zip(named, numeric, backprop, originals)):
         gap = np.abs(num - bp).ravel()

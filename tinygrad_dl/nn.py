@@ -40,7 +40,7 @@ import numpy as np
 from . import _checks
 from . import functional as F
 from . import init as _init
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, guarded, is_capturing, no_grad, replayed
 
 __all__ = ["Module", "Dense", "Sequential", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "Dropout",
            "predict", "predicted_labels", "accuracy"]
@@ -59,7 +59,12 @@ class Module:
             object.__setattr__(self, "_params", {})
             object.__setattr__(self, "_modules", {})
             object.__setattr__(self, "_prefix", "")
-            object.__setattr__(self, "training", True)
+            object.__setattr__(self, "_training", True)
+
+    # dl.jit keeps a captured program only while every `training` flag it read still has the same value
+    training = property(lambda self: guarded(self, "_training"),
+                        lambda self, mode: object.__setattr__(self, "_training", bool(mode)),
+                        doc="True in training mode (Dropout drops units), False in prediction mode.")
 
     # --- registration -----------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -163,6 +168,7 @@ class Module:
                                    for name, child in mod._children()]))
         return out
 
+    @replayed
     def zero_grad(self):
         """Forget every parameter's gradient (backward accumulates into .grad)."""
         for p in self.parameters():
@@ -171,7 +177,7 @@ class Module:
     def train(self, mode: bool = True):
         """Training mode for this module and all its children (Dropout drops units). Returns self."""
         for _, mod in self.named_modules():
-            object.__setattr__(mod, "training", bool(mode))
+            object.__setattr__(mod, "_training", bool(mode))
         return self
 
     def eval(self):
@@ -413,7 +419,7 @@ class Dense(Module):
                              f"examples as columns), got {shape}" +
                              (" (transpose it: A.T)" if len(shape) == 2 and shape[1] == W.shape[1] else ""))
         if A_prev.dtype != W.dtype and not A_prev.requires_grad:
-            A_prev = Tensor(A_prev.data, dtype=W.dtype)  # data follows the layer's dtype (float32 stays float32)
+            A_prev = A_prev.astype(W.dtype)  # data follows the layer's dtype (float32 stays float32)
         Z = W @ A_prev + self.b
         Z.name = self._prefix + "Z"
         return Z
@@ -557,12 +563,27 @@ class Dropout(Module):
         return 1.0 - self.keep_prob
 
     def forward(self, A):
+        if is_capturing():  # dl.jit: one form for both modes, decided again (and the mask drawn) at each replay
+            A = A if isinstance(A, Tensor) else Tensor(A)
+            return A * self._scale(A.shape, A.dtype)
         if not self.training or self.keep_prob == 1.0:
             return A if isinstance(A, Tensor) else Tensor(A)
-        shape = np.shape(A.data if isinstance(A, Tensor) else A)
+        return F.dropout(A, keep_prob=self.keep_prob,
+                         mask=self._next_mask(A.shape if isinstance(A, Tensor) else np.shape(A)))
+
+    def _next_mask(self, shape):
+        """Draw the next mask from `rng` (or keep the fixed one); it stays in `mask`."""
         if not (self.fixed_mask and self.mask is not None and self.mask.shape == shape):
             self.mask = self.rng.random(shape) < self.keep_prob
-        return F.dropout(A, keep_prob=self.keep_prob, mask=self.mask)
+        return self.mask
+
+    @replayed
+    def _scale(self, shape, dtype):
+        """What A is multiplied by: D / keep_prob with the next mask D in training mode, ones in prediction mode
+        (A * 1 = A exactly). dl.jit's replay calls it at every step, reading the mode, keep_prob and rng then."""
+        if not self.training or self.keep_prob == 1.0:
+            return np.ones(shape, dtype)
+        return F._scaled(self._next_mask(shape), 1.0 / self.keep_prob, np.dtype(dtype))
 
     def extra_repr(self):
         return f"keep_prob={self.keep_prob:g}"

@@ -7,7 +7,8 @@ for a first-order backward and on Tensors (recording a graph) for grad-of-grad. 
 shaped like the op's output: `Function` sums broadcast dimensions back to each input's shape.
 
 A forward computes in its inputs' array library: NumPy directly (the fast path, `type(x) is _ndarray`), any
-other Array API library through `namespace(x)` with the standard's names (`xp.exp`, `xp.sum`, `xp.permute_dims`).
+other Array API library through `namespace(x)` with the standard's names (`xp.exp`, `xp.sum`, `xp.permute_dims`);
+whatever NumPy's functions accept (numbers, dl.jit's stand-ins) takes NumPy's path.
 On such arrays the engine runs the rules on Tensors, so they reach the same forwards.
 
 Subclassing `_Primitive` registers a class (`tensor.PRIMITIVES`), wherever it is defined, and the property tests in
@@ -22,7 +23,9 @@ import numpy as np
 
 from . import _namespace as _ns
 from ._namespace import namespace
-from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _ndarray, _value
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _ndarray, _value, derived
+
+_foreign = _ns.is_foreign  # another library's array (not NumPy, nor what NumPy's functions take: numbers, stand-ins)
 
 
 class _Primitive(Function):
@@ -150,7 +153,7 @@ class Pow(_Primitive):
 
     def forward(self, x):
         if self.p == -0.5:  # 1 / sqrt(x), as PyTorch: NaN at -inf and -inf at -0.0, where pow gives 0 and +inf
-            return 1.0 / (np.sqrt(x) if type(x) is _ndarray else namespace(x).sqrt(x))
+            return 1.0 / (np.sqrt(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).sqrt(x))
         return x ** self.p
 
     def backward(self, grad, out, x):
@@ -168,7 +171,7 @@ class Exp(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.exp(x) if type(x) is _ndarray else namespace(x).exp(x)
+        return np.exp(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).exp(x)
 
     def backward(self, grad, out, x):
         return (grad * out,)
@@ -179,7 +182,7 @@ class Log(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log(x) if type(x) is _ndarray else namespace(x).log(x)
+        return np.log(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).log(x)
 
     def backward(self, grad, out, x):
         return (grad / x,)
@@ -190,7 +193,7 @@ class Tanh(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.tanh(x) if type(x) is _ndarray else namespace(x).tanh(x)
+        return np.tanh(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).tanh(x)
 
     def backward(self, grad, out, x):
         return (grad * (1.0 - out * out),)
@@ -201,7 +204,7 @@ class Abs(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.abs(x) if type(x) is _ndarray else namespace(x).abs(x)
+        return np.abs(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).abs(x)
 
     def backward(self, grad, out, x):
         xv = _value(x)
@@ -217,9 +220,9 @@ class Maximum(_Primitive):
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("maximum", a, b)
-        if type(a) is _ndarray or type(b) is _ndarray:
+        if type(a) is _ndarray or not _foreign(a) or _ns.is_lazy(a):
             return np.maximum(a, b)  # (NumPy beside Dask: Dask's own ufunc takes over)
-        return _ns.common("maximum", a, b).maximum(a, b)
+        return namespace(a).maximum(a, b)
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -249,7 +252,7 @@ class Where(_Primitive):
         for v in (a, b):
             if v.shape != cond.shape:
                 _check_broadcast("where", cond, v)
-        if type(cond) is type(a) is type(b) is _ndarray:
+        if type(cond) is type(a) is type(b) is _ndarray or not (_foreign(cond) or _foreign(a) or _foreign(b)):
             return np.where(cond, a, b)
         return _ns.common("where", cond, a, b).where(cond, a, b)
 
@@ -263,7 +266,7 @@ class Log1p(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log1p(x) if type(x) is _ndarray else namespace(x).log1p(x)
+        return np.log1p(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).log1p(x)
 
     def backward(self, grad, out, x):
         return (grad / (1.0 + x),)
@@ -274,7 +277,7 @@ class Sin(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.sin(x) if type(x) is _ndarray else namespace(x).sin(x)
+        return np.sin(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).sin(x)
 
     def backward(self, grad, out, x):
         return (grad * _unary(Cos, x),)
@@ -285,7 +288,7 @@ class Cos(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.cos(x) if type(x) is _ndarray else namespace(x).cos(x)
+        return np.cos(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).cos(x)
 
     def backward(self, grad, out, x):
         return (-(grad * _unary(Sin, x)),)
@@ -312,7 +315,7 @@ class Cast(_Primitive):
                             f"for integers or booleans use .numpy().astype(...)")
 
     def forward(self, x):
-        if type(x) is _ndarray:
+        if type(x) is _ndarray or not _foreign(x):
             return x.astype(self.dtype)
         xp = namespace(x)
         dtype = _ns.dtype_in(xp, self.dtype)
@@ -350,15 +353,17 @@ class MatMul(_Primitive):
 
 # ============================================================ reductions
 
-def _axes(axis, ndim):
+def _axes(axis, ndim, op="axis"):
     """Normalize an axis argument to a sorted tuple of non-negative axes (None: all)."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for ax in axes:
+        if isinstance(ax, (bool, np.bool_)) or not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"{op}: an axis must be an integer, got {ax!r}")
         if not -ndim <= ax < ndim:
-            raise ShapeError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+            raise ShapeError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
         out.append(int(ax) % ndim if ndim else 0)
     return tuple(sorted(out))
 
@@ -376,8 +381,8 @@ class Sum(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
-        if type(x) is _ndarray:
+        self.axis = _axes(self.axis, x.ndim, "sum")
+        if type(x) is _ndarray or not _foreign(x):
             return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
         return namespace(x).sum(x, axis=self.axis, keepdims=self.keepdims)
 
@@ -395,19 +400,19 @@ class Max(_Primitive):
         self.axis, self.keepdims = axis, bool(keepdims)
 
     def forward(self, x):
-        self.axis = _axes(self.axis, x.ndim)
+        self.axis = _axes(self.axis, x.ndim, "max")
         empty = [ax for ax in self.axis if x.shape[ax] == 0]
         if empty:
             raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
                              f"(the max of no numbers is undefined)")
-        if type(x) is _ndarray:
+        if type(x) is _ndarray or not _foreign(x):
             return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
         return namespace(x).max(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
         xv, yv = _value(x), _value(out)
-        if type(xv) is _ndarray:
+        if type(xv) is _ndarray or not _foreign(xv):
             hit = (xv == yv.reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
             share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(yv.dtype)
         else:
@@ -432,7 +437,7 @@ class Reshape(_Primitive):
 
     def forward(self, x):
         try:
-            return x.reshape(self.shape) if type(x) is _ndarray else _ns.reshape(x, self.shape)
+            return x.reshape(self.shape) if type(x) is _ndarray or not _foreign(x) else _ns.reshape(x, self.shape)
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}") from None
 
@@ -454,7 +459,9 @@ class Transpose(_Primitive):
         elif (len(self.axes) != x.ndim or any(not -x.ndim <= a < x.ndim for a in self.axes)
               or sorted(a % x.ndim for a in self.axes) != list(range(x.ndim))):
             raise ShapeError(f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
-        return x.transpose(self.axes) if type(x) is _ndarray else namespace(x).permute_dims(x, self.axes)
+        if type(x) is _ndarray or not _foreign(x):
+            return x.transpose(self.axes)
+        return namespace(x).permute_dims(x, self.axes)
 
     def backward(self, grad, out, x):
         return (grad.transpose(tuple(np.argsort([a % out.ndim for a in self.axes]))),)
@@ -470,7 +477,7 @@ class BroadcastTo(_Primitive):
 
     def forward(self, x):
         try:
-            if type(x) is _ndarray:
+            if type(x) is _ndarray or not _foreign(x):
                 return np.broadcast_to(x, self.shape)
             return namespace(x).broadcast_to(x, self.shape)
         except ValueError:
@@ -486,7 +493,7 @@ def _index(index):
     out, fancy = [], False
     for p in parts:
         if isinstance(p, Tensor):
-            p = p.data
+            p = p._data
         if isinstance(p, list) and not p:
             p = np.zeros(0, dtype=np.intp)  # x[[]]: no elements, as in NumPy
         if isinstance(p, (list, np.ndarray)):
@@ -507,7 +514,7 @@ class GetItem(_Primitive):
         self.index, self.fancy = _index(index)
 
     def forward(self, x):
-        return x[self.index] if type(x) is _ndarray else _ns.getitem(x, self.index, self.fancy)
+        return x[self.index] if type(x) is _ndarray or not _foreign(x) else _ns.getitem(x, self.index, self.fancy)
 
     def backward(self, grad, out, x):
         return (scatter(grad, self.index, x.shape),)
@@ -523,7 +530,7 @@ class Scatter(_Primitive):
         self.shape = tuple(shape)
 
     def forward(self, x):
-        if type(x) is not _ndarray:
+        if type(x) is not _ndarray and _foreign(x):
             return _ns.scatter(x, self.index, self.shape, self.fancy)
         y = np.zeros(self.shape, dtype=x.dtype)
         if self.fancy:
@@ -548,12 +555,12 @@ class Concatenate(_Primitive):
         if not xs:
             raise ShapeError("concatenate: needs at least one tensor")
         first = xs[0].shape
-        self.axis = _axes(self.axis, len(first))[0] if first else self.axis
+        self.axis = _axes(self.axis, len(first), "concatenate")[0] if first else self.axis
         for x in xs[1:]:
             if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
                                            if i != self.axis):
                 raise ShapeError(f"concatenate: shapes {[t.shape for t in xs]} differ outside axis {self.axis}")
-        if all(type(x) is _ndarray for x in xs):
+        if not any(type(x) is not _ndarray and _foreign(x) for x in xs):
             return np.concatenate(xs, axis=self.axis)
         return _ns.common("concatenate", *xs).concat(list(xs), axis=self.axis)
 
@@ -573,7 +580,7 @@ def broadcast_to(x, shape):
     if isinstance(x, Tensor):
         return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
-    out[...] = x
+    np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
 
 
@@ -610,7 +617,7 @@ def stack(tensors, axis=0):
     if not ts:
         raise ShapeError("stack: needs at least one tensor")
     ndim = ts[0].ndim + 1
-    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
         raise ShapeError(f"stack: axis {axis} is out of range for stacking tensors of shape {ts[0].shape} "
                          f"(the result has {ndim} dimensions: axis must be in [{-ndim}, {ndim - 1}])")
     ax = int(axis) % ndim
@@ -620,7 +627,7 @@ def stack(tensors, axis=0):
 def _mean(self, axis=None, keepdims=False):
     """Average over axes: sum * (1 / count); NaN over no elements (as NumPy and PyTorch)."""
     count = 1
-    for ax in _axes(axis, self.ndim):
+    for ax in _axes(axis, self.ndim, "mean"):
         count *= self.shape[ax]
     return Sum(axis, keepdims)(self) * (1.0 / count if count else np.nan)
 
@@ -664,7 +671,7 @@ def _var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, cor
     axis, keepdims, _ = _reduce_args("var", axis, keepdims, dim, keepdim, None, None)
     if correction is not None:
         ddof = correction
-    axes = _axes(axis, self.ndim)
+    axes = _axes(axis, self.ndim, "var")
     count = 1
     for ax in axes:
         count *= self.shape[ax]
@@ -682,27 +689,31 @@ def _clip(self, min=None, max=None):
     with gradient 0, as PyTorch's clamp."""
     if min is None and max is None:
         raise TypeError("clip: give min, max or both")
-    x = self.data
-    if type(x) is not _ndarray:
-        xp = namespace(x)
+    inside, clipped = derived(_clip_values, self, min, max)
+    return Where(inside)(self, clipped)  # np.clip keeps NaN: the value stays NaN
+
+
+def _clip_values(x, min, max):
+    """[min <= x <= max] (False at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
+    if type(x) is not _ndarray and _foreign(x):
         inside = None
         if min is not None:
             inside = x >= min
         if max is not None:
             inside = x <= max if inside is None else inside & (x <= max)
-        return Where(inside)(self, xp.clip(x, min, max))
+        return inside, namespace(x).clip(x, min, max)
     inside = np.ones(x.shape, dtype=bool)
     if min is not None:
         inside &= x >= min
     if max is not None:
         inside &= x <= max
-    return Where(inside)(self, np.clip(x, min, max))  # np.clip keeps NaN: the value stays NaN
+    return inside, np.clip(x, min, max)
 
 
 def _squeeze(self, axis=None, *, dim=None):
     """The same values without axes of size 1 (all of them, or the given ones)."""
     axis = dim if axis is None else axis
-    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim))
+    axes = set(i for i, n in enumerate(self.shape) if n == 1) if axis is None else set(_axes(axis, self.ndim, "squeeze"))
     for ax in axes:
         if self.shape[ax] != 1:
             raise ShapeError(f"squeeze: axis {ax} of shape {self.shape} has size {self.shape[ax]}, not 1")
@@ -711,7 +722,7 @@ def _squeeze(self, axis=None, *, dim=None):
 
 def _astype(self, dtype):
     """The values in another float dtype (differentiable; the gradient comes back in this tensor's dtype)."""
-    if type(self._data) is not _ndarray:
+    if type(self._data) is not _ndarray and _foreign(self._data):
         dtype = _ns.dtype_in(namespace(self._data), dtype)
         return self if dtype == self.dtype else Cast(dtype)(self)
     return self if np.dtype(dtype) == self.dtype else Cast(dtype)(self)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from . import _checks, _namespace as _ns
-from .tensor import Tensor, _ndarray
+from .tensor import Tensor, _ndarray, replayed
 
 __all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "SGD", "Momentum", "RMSprop", "Adam",
            "inverse_time_decay", "exponential_decay"]
@@ -193,11 +193,13 @@ class Optimizer:
     def lr(self, value):
         self._lr = _checks.nonneg(value, type(self).__name__, "lr")
 
+    @replayed  # dl.jit's replay calls it again (as `step`): what it does depends on state outside the graph
     def zero_grad(self):
         """Set every parameter's `.grad` to None (the next backward starts afresh)."""
         for p in self.params:
             p.grad = None
 
+    @replayed
     def step(self, cost=None):
         """One update of every parameter that has a gradient, in place, recording no graph. A gradient may be an
         ndarray (what backward() leaves in `.grad`) or a Tensor (what dl.grad returns).

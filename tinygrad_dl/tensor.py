@@ -14,18 +14,20 @@ import inspect
 import math
 import operator
 import os
-import threading
 import traceback
+import weakref
 
 import numpy as np
 
 from . import _namespace as _ns
 
 _ndarray, _generic = np.ndarray, np.generic  # fast-path tests: a module global reads faster than np.ndarray
-# Grad mode and anomaly mode, per thread (and per asyncio task): one small int, read once per op.
-_GRAD, _ANOMALY = 1, 2
+# Grad mode, anomaly mode and dl.jit's capture, per thread (and per asyncio task): one small int, read once per op.
+_GRAD, _ANOMALY, _CAPTURE = 1, 2, 4
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _mode = contextvars.ContextVar("tinygrad_dl_mode", default=_GRAD)
+_entered = contextvars.ContextVar("tinygrad_dl_mode_tokens", default=())  # (mode object, token) per `with`, per context
+_capture = contextvars.ContextVar("tinygrad_dl_capture", default=None)  # the recorder, while dl.jit captures
 
 
 def is_grad_enabled() -> bool:
@@ -36,21 +38,24 @@ def is_grad_enabled() -> bool:
 class _SetMode:
     """Context manager and decorator that switches flags of the per-thread mode on or off.
 
-    One object may be entered from several threads at once (each thread saves its own previous mode), and as a
-    decorator of a generator function it holds while the generator's body runs, not only while it is created."""
+    One object may be entered from several threads or asyncio tasks at once (each context keeps its own tokens),
+    and as a decorator of a generator function it holds while the generator's body runs, not only while it is
+    created."""
 
     def __init__(self, flag: int, on: bool):
-        self.flag, self.on, self._saved = flag, on, threading.local()
+        self.flag, self.on = flag, on
 
     def __enter__(self):
         mode = _mode.get()
-        stack = self._saved.__dict__.setdefault("stack", [])
-        stack.append(mode)
-        _mode.set(mode | self.flag if self.on else mode & ~self.flag)
+        token = _mode.set(mode | self.flag if self.on else mode & ~self.flag)
+        _entered.set(_entered.get() + ((self, token),))
         return self
 
     def __exit__(self, *exc):
-        _mode.set(self._saved.stack.pop())
+        stack = _entered.get()
+        i = max(k for k, (ctx, _) in enumerate(stack) if ctx is self)
+        _mode.reset(stack[i][1])
+        _entered.set(stack[:i] + stack[i + 1:])
         return False
 
     def __call__(self, func):
@@ -151,8 +156,8 @@ class Tensor:
     @property
     def data(self) -> np.ndarray:
         """The values: an ndarray, or the array of the library the tensor computes in (Dask, CuPy, ...; moving
-        parameters there is `p.data = xp.asarray(p.data)`). Assigning to it (`t.data = ...`, `t.data -= ...`) counts as a change of the
-        tensor: a graph that saved it refuses to backpropagate through the old values."""
+        parameters there is `p.data = xp.asarray(p.data)`). Assigning to it (`t.data = ...`, `t.data -= ...`)
+        counts as a change of the tensor: a graph that saved it refuses to backpropagate through the old values."""
         return self._data
 
     @data.setter
@@ -161,10 +166,23 @@ class Tensor:
         self._modified()
 
     def _modified(self):
-        """Record that the values changed in place (optimizers call this after each update)."""
+        """Record that the values changed in place (optimizers call this after each update). The count goes on the
+        tensor and on the memory it views, so a change made through a view or a detached copy is seen too."""
         global _EDITS
         _EDITS += 1
         self._version = _EDITS
+        data = self._data
+        root = data if type(data) is np.ndarray and data.base is None else _root(data)
+        entry = _ARRAY_EDITS.get(id(root))
+        if entry is not None and entry[0]() is root:
+            entry[1] = _EDITS
+            return
+        try:
+            key = id(root)
+            ref = weakref.ref(root, lambda _, key=key: _ARRAY_EDITS.pop(key, None))
+        except TypeError:  # an array type without weak references: the tensor's own count still holds
+            return
+        _ARRAY_EDITS[key] = [ref, _EDITS]
 
     # --- plain properties ------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -268,17 +286,19 @@ class Tensor:
     def __imul__(self, other): return self._inplace(other, np.multiply, "*=")
     def __itruediv__(self, other): return self._inplace(other, np.true_divide, "/=")
 
-    # comparisons are not differentiable: they return plain boolean arrays
-    def __lt__(self, other): return self._data < _value(other)
-    def __le__(self, other): return self._data <= _value(other)
-    def __gt__(self, other): return self._data > _value(other)
-    def __ge__(self, other): return self._data >= _value(other)
+    # comparisons are not differentiable: they return plain boolean arrays (masks that dl.jit recomputes)
+    def __lt__(self, other): return derived(np.less, self, other)
+    def __le__(self, other): return derived(np.less_equal, self, other)
+    def __gt__(self, other): return derived(np.greater, self, other)
+    def __ge__(self, other): return derived(np.greater_equal, self, other)
     __hash__ = object.__hash__
 
     # --- backward ----------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Backpropagate from this tensor; gradients ACCUMULATE into the `.grad` of leaves (and of tensors that
         called `retain_grad()`). A non-scalar output needs `grad` of its own shape."""
+        if _mode.get() & _CAPTURE:
+            return _capture.get().backward(self, grad, retain_graph)  # dl.jit records the pass, then runs it
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad (no input had requires_grad=True, "
                                "or it was computed under no_grad())")
@@ -321,10 +341,72 @@ def _shape(x) -> tuple:
     return x.shape if hasattr(x, "shape") else np.shape(x)
 
 
+# --- what dl.jit's capture needs from the rest of the library ----------------------------------------------
+# Three helpers let compositions and library objects say what a captured program must recompute or repeat;
+# derived and guarded cost one flag test when no capture runs, replayed nothing.
+
+def derived(fn, *args):
+    """fn(*values): a value computed from tensors' values outside the graph (a mask, a constant shift, a
+    correction term, a check that raises). Tensors among `args` are passed as their arrays; the result has no
+    gradient. dl.jit records the call, so its replay computes the value again from the new data (never frozen)."""
+    if len(args) == 1:  # (the usual case, without building a list: this runs in every step)
+        a = args[0]
+        out = fn(a._data if isinstance(a, Tensor) else a)
+    else:
+        out = fn(*[a._data if isinstance(a, Tensor) else a for a in args])
+    if _mode.get() & _CAPTURE:
+        return _capture.get().derived(fn, args, out)
+    return out
+
+
+REPLAYED: list = []  # the functions marked by `replayed`
+
+
+def replayed(fn):
+    """Mark a library function whose effects lie outside the graph (an optimizer's step and zero_grad, a dropout
+    mask drawn from a Generator): dl.jit's replay calls it again, in the same order, with the same arguments,
+    instead of freezing what it did. The mark costs nothing: only while dl.jit captures does a recording wrapper
+    stand in its place."""
+    REPLAYED.append(fn)
+    return fn
+
+
+def guarded(obj, attr: str):
+    """getattr(obj, attr) for a flag that decides Python control flow (a module's `training`): dl.jit keeps a
+    captured program only while the flag has the value it had during the capture."""
+    value = getattr(obj, attr)
+    if _mode.get() & _CAPTURE:
+        _capture.get().guard(obj, attr, value)
+    return value
+
+
+def is_capturing() -> bool:
+    """True while dl.jit captures a function in this thread (compositions then take their general,
+    branch-free form, which gives the same numbers as the shortcuts eager mode may take)."""
+    return bool(_mode.get() & _CAPTURE)
+
+
 # --- Function: the base class of every primitive ------------------------------------------------------
 
 PRIMITIVES: dict[str, type] = {}  # name -> class: every subclass of the primitive base class in ops.py
 _EDITS = 0  # counts in-place changes of tensors; a tensor's _version is the count at its last change
+_ARRAY_EDITS: dict = {}  # id(base array) -> [weak reference to it, count at the last change through any tensor]
+
+
+def _root(arr):
+    """The array that owns the memory `arr` views."""
+    base = getattr(arr, "base", None)
+    while isinstance(base, np.ndarray):
+        arr, base = base, base.base
+    return arr
+
+
+def _edits_of(t) -> int:
+    """The count at the last in-place change of t's values, through t or through any tensor sharing its memory."""
+    root = _root(t._data)
+    entry = _ARRAY_EDITS.get(id(root))
+    shared = entry[1] if entry is not None and entry[0]() is root else 0
+    return max(getattr(t, "_version", 0), shared)
 _UNSET = object()
 
 
@@ -425,6 +507,8 @@ class Function:
         else:
             out.requires_grad = False
             out.creator = None
+        if mode & _CAPTURE:
+            _capture.get().op(self, inputs, out)
         return out
 
     def forward(self, *arrays):
@@ -484,7 +568,7 @@ def _constant(x, ref):
             return Tensor._make(np.asarray(x, dtype=ref._data.dtype))  # NumPy scalars too (not cached: they vary)
         return Tensor._make(_ns.constant(x.item() if isinstance(x, np.number) else x, ref._data))
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
-        return Tensor._make(x.astype(ref._data.dtype))  # a mask multiplies in the tensor's dtype
+        return Tensor._make(derived(np.ndarray.astype, x, ref._data.dtype))  # a mask multiplies in the tensor's dtype
     if ref is not None and _ns.is_foreign(x) and _ns.is_bool(x):
         return Tensor._make(_ns.astype(x, ref._data.dtype))
     return Tensor(x)
@@ -560,6 +644,8 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
         if type(g) is not _ndarray:
             on_tensors = True
     mode = _mode.get()
+    if mode & _CAPTURE:
+        _capture.get().unsupported("a backward pass with grad(), create_graph or a hook")
     token = _mode.set((mode | _GRAD) if create_graph else (mode & ~_GRAD))
     try:
         for t in reversed(order):
@@ -610,7 +696,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
 def _check_unchanged(fn, out, inputs):
     """Refuse to backpropagate through values that changed in place after the op saved them."""
     edits = fn.edits  # a tensor's _version is set only when it changes in place: unchanged tensors have none
-    changed = [(x, role) for x, role in fn._reads(out) if getattr(x, "_version", 0) > edits]
+    changed = [(x, role) for x, role in fn._reads(out) if _edits_of(x) > edits]
     if changed:
         x, role = changed[0]
         raise RuntimeError(
@@ -645,7 +731,6 @@ def _tensor_rule(fn, g, out, create_graph):
                 and not _ns.is_foreign(r):
             raise TypeError(f"{fn.name}.backward: the gradient for input {i} is a {type(r).__name__}, "
                             f"expected a Tensor shaped like the input {x.shape} (or like the output)")
-        _check_fits(fn, i, _shape(r), x.shape)
         if create_graph and x.requires_grad and not isinstance(r, Tensor):
             raise TypeError(f"{fn.name}.backward returned an ndarray for input {i} while create_graph=True: a rule "
                             f"computed on `.data` (ndarrays) records no graph, so every second derivative through "
@@ -663,16 +748,6 @@ def _array(r):
     if type(r) is _ndarray:
         return r
     return np.asarray(r) if isinstance(r, _generic) or not _ns.is_foreign(r) else r
-
-
-def _check_fits(fn, i, got, want):
-    """A gradient must be shaped like its input, or like something the input broadcasts to."""
-    if got == want:
-        return
-    lead = len(got) - len(want)
-    if lead < 0 or any(n != 1 and n != m for n, m in zip(want, got[lead:])):
-        raise ShapeError(f"{fn.name}.backward returned a gradient of shape {got} for input {i} of shape {want}; "
-                         f"it must have the input's shape (or the output's shape, when the input was broadcast)")
 
 
 def _fit(r, x):

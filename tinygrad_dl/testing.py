@@ -153,6 +153,8 @@ def _compare(name, got, want, rtol, atol, x=None, analytic="backprop",
 
 def _check_tolerances(rtol, atol):
     for label, v in (("rtol", rtol), ("atol", atol)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{label} must be a number, got {v!r}")
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"{label} must be a finite number >= 0, got {v}")
 
@@ -180,6 +182,10 @@ def assert_second_order_close(f, inputs, grad_output=None, direction=None, eps=1
     rng = np.random.default_rng(0)
     vs = [rng.standard_normal(a.shape) for a in arrays] if direction is None else \
         [np.asarray(v, dtype=np.float64) for v in direction]
+    for i, (v, a) in enumerate(zip(vs, arrays)):
+        if v.shape != a.shape:
+            raise ValueError(f"assert_second_order_close: direction {i} has shape {v.shape}, input {i} has shape "
+                             f"{a.shape}; they must match")
 
     def h(*ts):
         ts = [t if t.requires_grad else Tensor(t.data, requires_grad=True) for t in ts]
