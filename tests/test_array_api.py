@@ -357,3 +357,143 @@ def test_cupy_with_numpy_in_one_op_is_an_error_naming_both():
     cp = cupy_with_a_device()
     with pytest.raises(TypeError, match="NumPy.*CuPy|CuPy.*NumPy"):
         dl.Tensor(np.ones(2)) + dl.Tensor(cp.ones(2))
+
+
+# --- the compositions: activations, costs, dropout, layers, networks ------------------------------------------
+
+import tinygrad_dl.functional as F  # noqa: E402
+from test_functional import COMPOSITIONS, _soft_labels  # noqa: E402
+
+LABELS = np.array([0, 2, 1, 2, 0])
+
+
+def compositions(lib):
+    """name -> (f, inputs(rng)): test_functional's table with its constant arrays made by `lib`, and more cases:
+    clamped probabilities, a target with its own gradient, one-hot and soft labels, Tensor methods, layers."""
+    table = dict(COMPOSITIONS)
+    table.update({
+        "binary_cross_entropy_with_logits": (lambda z: F.binary_cross_entropy_with_logits(z, lib(_soft_labels((2, 5)))),
+                                             lambda r: [r.uniform(-6, 6, (2, 5))]),
+        "cross_entropy": (lambda z: F.cross_entropy(z, lib(LABELS)), lambda r: [r.uniform(-4, 4, (3, 5))]),
+        "dropout": (lambda a: F.dropout(a, 0.7, mask=lib(np.arange(12).reshape(3, 4) % 3 != 0)),
+                    lambda r: [r.standard_normal((3, 4))]),
+        "binary_cross_entropy clamped": (lambda a: F.binary_cross_entropy(a, lib(np.eye(2, 5))),
+                                         lambda r: [np.where(np.eye(2, 5) > 0, 0.0, np.where(np.eye(2, 5, 1) > 0, 1.0,
+                                                                                             r.uniform(0, 1, (2, 5))))]),
+        "binary_cross_entropy tiny": (lambda a: F.binary_cross_entropy(a, lib(np.eye(2, 5))),
+                                      lambda r: [r.uniform(1e-9, 1e-5, (2, 5))]),
+        "binary_cross_entropy target with gradient": (F.binary_cross_entropy,
+                                                      lambda r: [r.uniform(0.05, 0.95, (2, 5)),
+                                                                 r.uniform(0, 1, (2, 5))]),
+        "cross_entropy one-hot": (lambda z: F.cross_entropy(z, lib(np.eye(3, 5))), lambda r: [r.uniform(-4, 4, (3, 5))]),
+        "cross_entropy soft labels": (lambda z: F.cross_entropy(z, lib(_soft_labels((3, 5)) / 3)),
+                                      lambda r: [r.uniform(-4, 4, (3, 5))]),
+        "cross_entropy float labels": (lambda z: F.cross_entropy(z, lib(LABELS.astype(np.float64))),
+                                       lambda r: [r.uniform(-4, 4, (3, 5))]),
+        "logsumexp with -inf": (lambda z: F.logsumexp(z + lib(np.where(np.eye(3, 4) > 0, -np.inf, 0.0)), 0),
+                                lambda r: [r.uniform(-4, 4, (3, 4))]),
+        "methods": (lambda x: (x.mean(axis=1, keepdims=True) + x.var(axis=0) [None] if False else
+                               x.mean(axis=1, keepdims=True) * x.std(axis=1, keepdims=True) + x.min(axis=1, keepdims=True)
+                               + x.clip(-0.5, 0.5).sigmoid().relu() + x.astype(np.float32).astype(np.float64)),
+                    lambda r: [r.uniform(-2, 2, (3, 4))]),
+        "network": (lambda x, W1, W2: F.cross_entropy(W2 @ F.relu(W1 @ x), lib(np.array([0, 1, 1, 0]))),
+                    lambda r: [r.standard_normal((3, 4)), r.standard_normal((5, 3)), r.standard_normal((2, 5))]),
+    })
+    return table
+
+
+GRADIENT_TARGET = {"binary_cross_entropy target with gradient"}
+
+
+def test_every_composition_is_covered():
+    assert set(F.__all__) <= set(compositions(np.asarray))
+
+
+@pytest.mark.parametrize("name", sorted(compositions(np.asarray)))
+def test_composition_on_array_api_strict_equals_numpy(name):
+    rng = np.random.default_rng(5)
+    f_np, make = compositions(np.asarray)[name]
+    f_xp, _ = compositions(strict)[name]
+    inputs = make(rng)
+    out_shape = f_np(*[dl.Tensor(x) for x in inputs]).shape
+    g = rng.uniform(0.5, 1.5, out_shape)
+    vs = [rng.standard_normal(np.shape(x)) for x in inputs]
+    want, want1, want2 = both_orders(lambda lib: f_np, inputs, g, vs, np.asarray)
+    got, got1, got2 = both_orders(lambda lib: f_xp, inputs, g, vs, strict)
+    assert is_strict(got.data)
+    close(got.data, want.data, f"{name}: value")
+    for order, gots, wants in (("gradient", got1, want1), ("grad-of-grad", got2, want2)):
+        for i, (a, b) in enumerate(zip(gots, wants)):
+            if a is None or b is None:
+                other = a if a is not None else b
+                assert other is None or not np.any(other.numpy()), f"{name}: {order} of input {i}"
+                continue
+            assert is_strict(a.data)
+            close(a.data, b.data, f"{name}: {order} of input {i}")
+
+
+@pytest.mark.parametrize("name", sorted(compositions(np.asarray)))
+def test_composition_on_dask_columns_equals_numpy_and_stays_lazy(name):
+    rng = np.random.default_rng(6)
+    f_np, make = compositions(np.asarray)[name]
+    f_dask, _ = compositions(columns)[name]
+    inputs = make(rng)
+    ts = [dl.Tensor(x, requires_grad=True) for x in inputs]
+    want = f_np(*ts)
+    g = rng.uniform(0.5, 1.5, want.shape)
+    want.backward(g)
+    lazy = [dl.Tensor(columns(x), requires_grad=True) for x in inputs]
+    with dask.config.set(scheduler=_refuse_to_compute):
+        got = f_dask(*lazy)
+        got.backward(columns(g))
+    value, *grads = dask.compute(got.data, *[t.grad for t in lazy])
+    close(value, want.data, f"{name}: value")
+    for i, (a, t) in enumerate(zip(grads, ts)):
+        close(a, t.grad, f"{name}: gradient of input {i}")
+
+
+def _refuse_to_compute(*args, **kwargs):
+    raise AssertionError("something was computed while the graph was built")
+
+
+def test_value_checks_on_dask_run_with_the_computation():
+    bad = dl.Tensor(columns(np.array([[0.2, 1.5, 0.3, 0.1]])), requires_grad=True)
+    with dask.config.set(scheduler=_refuse_to_compute):
+        J = F.binary_cross_entropy(bad, np.ones((1, 4)))   # no error yet: nothing is computed
+        J.backward()
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*max 1\.5"):
+        J.item()
+    opt = dl.optim.GradientDescent([bad], lr=0.1)
+    with pytest.raises(ValueError, match="probabilities"):
+        opt.step()
+    Z = dl.Tensor(columns(np.zeros((3, 4))))
+    with pytest.raises(ValueError, match=r"labels must be whole numbers in \[0, 3\).*max 3"):
+        F.cross_entropy(Z, columns(np.array([0, 1, 3, 2]))).item()
+    with pytest.raises(ValueError, match="whole numbers"):
+        F.cross_entropy(Z, columns(np.array([0.0, 1.5, 1.0, 2.0]))).item()
+    with pytest.raises(ValueError, match="0/1"):
+        F.dropout(Z, 0.5, mask=columns(np.full((3, 4), 2.0))).sum().item()
+    # eager libraries check at once, as NumPy does
+    with pytest.raises(ValueError, match="probabilities"):
+        F.binary_cross_entropy(dl.Tensor(strict([[0.2, -0.5]])), strict([[1.0, 0.0]]))
+
+
+def test_dropout_on_dask_draws_chunk_by_chunk_reproducibly():
+    A = dl.Tensor(columns(np.ones((3, 8))))
+    with dask.config.set(scheduler=_refuse_to_compute):
+        D1 = F.dropout(A, 0.5, rng=np.random.default_rng(7))
+    D2 = F.dropout(A, 0.5, rng=np.random.default_rng(7))
+    a, b = D1.numpy(), D2.numpy()
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) <= {0.0, 2.0} and 0 < (a == 0).sum() < a.size
+    strict_drop = F.dropout(dl.Tensor(strict(np.ones((3, 8)))), 0.5, rng=np.random.default_rng(7))
+    numpy_drop = F.dropout(dl.Tensor(np.ones((3, 8))), 0.5, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(strict_drop.numpy(), numpy_drop.numpy())  # eager libraries: NumPy's draw
+
+
+def test_a_numpy_target_with_array_api_strict_logits_is_an_error_naming_both():
+    Z = dl.Tensor(strict(np.zeros((3, 5))))
+    with pytest.raises(TypeError, match="NumPy.*array_api_strict|array_api_strict.*NumPy"):
+        F.mse(Z, np.zeros((3, 5)))
+    with pytest.raises(TypeError, match="NumPy.*array_api_strict|array_api_strict.*NumPy"):
+        F.cross_entropy(Z, np.eye(3, 5)).item()

@@ -215,7 +215,7 @@ class Optimizer:
                 continue
             if type(dW) is not _ndarray or dW.dtype.kind != "f":  # what backward() leaves: checked cheaply
                 dW = self._gradient(i, p, dW)
-                if type(dW) is not _ndarray:
+                if type(dW) is not _ndarray or type(p._data) is not _ndarray:
                     self._step_any(i, p, dW)
                     continue
             W = p._data
@@ -269,6 +269,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.step: params[{i}] is a NumPy array but its gradient is a "
                             f"{_ns.library_name(dW)} array; move the parameter there first "
                             f"(p.data = xp.asarray(p.data))")
+        _ns.common(f"{type(self).__name__}.step", W, dW)
         if self.weight_decay and self._decays[i]:
             dW = dW + W * self.weight_decay
         p._data = self._update_any(i, W, dW)  # (in place where the library can; a Dask array is replaced)
