@@ -497,3 +497,39 @@ def test_a_numpy_target_with_array_api_strict_logits_is_an_error_naming_both():
         F.mse(Z, np.zeros((3, 5)))
     with pytest.raises(TypeError, match="NumPy.*array_api_strict|array_api_strict.*NumPy"):
         F.cross_entropy(Z, np.eye(3, 5)).item()
+
+
+# --- data utilities keep the library ---------------------------------------------------------------------------
+
+def test_data_utilities_keep_the_library():
+    rng = np.random.default_rng(8)
+    X, labels = rng.standard_normal((3, 20)) * 5 + 2, np.arange(20) % 4
+    X[1] = 7.0                                                            # a constant feature
+    for lib, check in ((strict, is_strict), (columns, is_dask)):
+        with dask.config.set(scheduler=_refuse_to_compute):
+            pieces = dl.data.split(lib(X), lib(labels), (0.5, 0.25, 0.25), rng=1)
+            batches = list(dl.data.minibatches(lib(X), lib(labels), 8, rng=np.random.default_rng(2)))
+            Y = dl.data.one_hot(lib(labels), 4)
+            rows = dl.data.columns(lib(X.T))
+        for (xa, ya), (xn, yn) in zip(pieces, dl.data.split(X, labels, (0.5, 0.25, 0.25), rng=1)):
+            assert check(xa) and check(ya)
+            np.testing.assert_array_equal(dl.Tensor(xa).numpy(), xn)
+            np.testing.assert_array_equal(_ns_numpy(ya), yn)
+        for (xb, yb), (xn, yn) in zip(batches, dl.data.minibatches(X, labels, 8, rng=np.random.default_rng(2))):
+            np.testing.assert_array_equal(dl.Tensor(xb).numpy(), xn)
+        np.testing.assert_array_equal(_ns_numpy(Y), dl.data.one_hot(labels, 4))
+        np.testing.assert_array_equal(_ns_numpy(rows), X)
+        norm, want = dl.data.Normalizer().fit(lib(X)), dl.data.Normalizer().fit(X)
+        np.testing.assert_allclose(_ns_numpy(norm.mu), want.mu, **TOL)
+        np.testing.assert_allclose(_ns_numpy(norm.sigma), want.sigma, **TOL)
+        with dask.config.set(scheduler=_refuse_to_compute):
+            Xn = norm(lib(X))
+        assert check(Xn)
+        np.testing.assert_allclose(_ns_numpy(Xn), want(X), **TOL)
+    with pytest.raises(TypeError, match="NumPy arrays.*Dask"):
+        dl.data.augment(columns(np.ones((64, 4))), np.zeros(4))
+
+
+def _ns_numpy(x):
+    from tinygrad_dl._namespace import to_numpy
+    return to_numpy(x)
