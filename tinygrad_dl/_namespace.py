@@ -188,6 +188,15 @@ def constant(value, like):
     return namespace(like).asarray(value, dtype=like.dtype)
 
 
+def broadcast_to(x, shape, chunks=None):
+    """x repeated to `shape` in its library; a Dask array in the given chunks (those of the array it will meet),
+    so that a gradient spread back over a sum is never one block the size of the data."""
+    if chunks is not None and is_lazy(x):
+        import dask.array as da
+        return da.broadcast_to(x, shape, chunks=chunks)
+    return namespace(x).broadcast_to(x, shape)
+
+
 def reshape(x, shape):
     """x with another shape. Dask reshapes only by merging or splitting axes evenly: other reshapes go through
     the flat array (a merge, then a split)."""

@@ -36,6 +36,8 @@ Examples are columns: Z, A, Y have shape (n, m) and costs average over the m col
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _checks, _namespace as _ns
@@ -153,14 +155,11 @@ def _not_equal(x, c):
     return np.not_equal(x, c) if type(x) is _ndarray or not _foreign(x) else x != c
 
 
-def _checked(check, values):
-    """`values` (a small array of summaries: min, max) once `check` (a NumPy function that raises on bad values)
-    has passed: now for eager arrays, when the graph is computed for Dask's (the check joins it)."""
-    if not _ns.is_lazy(values):
-        check(_ns.to_numpy(values))
-        return values
-    meta = np.empty((0,) * values.ndim, dtype=values.dtype)  # (given: Dask need not call the check to learn it)
-    return values.rechunk(-1).map_blocks(_pass_checked, check, dtype=values.dtype, meta=meta)  # one block: all
+def _checked(x, check):
+    """x once `check` (a NumPy function that raises on bad values) has passed on it: on Dask each chunk is checked
+    where it is computed (no chunk waits for another, so memory stays one chunk deep), with the computation."""
+    meta = np.empty((0,) * x.ndim, dtype=x.dtype)  # (given: Dask need not call the check to learn the type)
+    return x.map_blocks(_pass_checked, check, dtype=x.dtype, meta=meta)
 
 
 def _pass_checked(block, check):
@@ -296,8 +295,6 @@ def _lse_correction_any(z, e, S, M, axis):
 
 def _check_probabilities(A):
     """Refuse A outside [0, 1] (NaN aside, which propagates); returns A's (min, max), NaN if A holds NaN."""
-    if type(A) is not _ndarray and _foreign(A):
-        return _probabilities_any(A)
     if not A.size:
         return A.dtype.type(0.5), A.dtype.type(0.5)
     lo, hi = np.minimum.reduce(A, axis=None), np.maximum.reduce(A, axis=None)
@@ -314,24 +311,24 @@ _check_probabilities.outputs = ("lo", "hi")
 
 
 def _probabilities_any(A):
-    """A's (min, max) with NaN left out, checked to lie in [0, 1] (on Dask, when the cost is computed)."""
+    """A's (min, max) with NaN left out, and a zero shaped like A (A - A) once A is checked to lie in [0, 1]: at
+    once for an eager library, chunk by chunk as the cost is computed on Dask. Adding the zero makes the value and
+    the gradient wait for the check."""
     xp = namespace(A)
     if A.size == 0:
         half = xp.asarray(0.5, dtype=A.dtype)
-        return half, half
+        return half, half, xp.zeros_like(A)
     nan = xp.isnan(A)
-    bounds = xp.stack([xp.min(xp.where(nan, xp.asarray(np.inf, dtype=A.dtype), A)),
-                       xp.max(xp.where(nan, xp.asarray(-np.inf, dtype=A.dtype), A))])
-    bounds = _checked(_check_bounds, bounds)
-    return bounds[0], bounds[1]
+    lo = xp.min(xp.where(nan, xp.asarray(np.inf, dtype=A.dtype), A))
+    hi = xp.max(xp.where(nan, xp.asarray(-np.inf, dtype=A.dtype), A))
+    if _ns.is_lazy(A):
+        checked = _checked(A, _check_probabilities)
+        return lo, hi, checked - checked
+    _check_probabilities(np.asarray([float(lo), float(hi)]) if float(lo) <= float(hi) else np.zeros(0))
+    return lo, hi, None
 
 
-def _check_bounds(bounds):
-    """Refuse probabilities outside [0, 1] from their (min, max) (+inf, -inf when every value is NaN)."""
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if lo <= hi and (lo < 0 or hi > 1):
-        raise ValueError(f"binary_cross_entropy: A must hold probabilities in [0, 1] (min {lo:g}, max {hi:g}); "
-                         f"apply sigmoid first, or use binary_cross_entropy_with_logits(Z, Y)")
+_probabilities_any.outputs = ("lo", "hi", "zero")
 
 
 def _plain_bce(lo, hi) -> bool:
@@ -393,14 +390,6 @@ def _bce_safe_any(A, Y):
 
 
 _bce_safe_any.outputs = _bce_safe.outputs
-
-
-def _zero_from(x):
-    """x - x: 0 for a finite x, computed from x (so that what uses it waits for x)."""
-    return x - x
-
-
-_zero_from.outputs = ("zero",)
 
 
 def _bce_correction_any(A, Y, log_1mA, lo, hi, clamps=True):
@@ -553,9 +542,9 @@ def binary_cross_entropy(A, Y) -> Tensor:
     A = _tensor(A, "binary_cross_entropy", "A")
     Y = _target("binary_cross_entropy", A, Y)
     inv_m = _per_example(A)
-    lo, hi = derived(_check_probabilities, A)
     if type(A._data) is not _ndarray and _foreign(A._data):
-        return _bce_any(A, Y, lo, hi, inv_m)
+        return _bce_any(A, Y, inv_m)
+    lo, hi = derived(_check_probabilities, A)
     if lo >= 1e-4 and 1.0 - hi > _TINY and not is_capturing():  # (_plain_bce, written out: every step runs it)
         # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
         one_minus_A = 1.0 - A
@@ -577,11 +566,12 @@ def binary_cross_entropy(A, Y) -> Tensor:
     return (total + derived(_bce_correction, A, Y, log_1mA, lo, hi)) * -inv_m
 
 
-def _bce_any(A, Y, lo, hi, inv_m):
+def _bce_any(A, Y, inv_m):
     """binary_cross_entropy on another library's arrays: always the general form (on Dask nothing may decide a
-    branch before the graph is computed), with NumPy's numbers. A + (lo - lo), a zero computed from the checked
-    range, makes the value and the gradient wait for the check of A."""
-    A = A + derived(_zero_from, lo)
+    branch before the graph is computed), with NumPy's numbers."""
+    lo, hi, zero = derived(_probabilities_any, A)
+    if zero is not None:
+        A = A + zero  # (on Dask: A, checked chunk by chunk)
     if isinstance(Y, Tensor):
         log_1mA = _clamped_log(1.0 - A)
         total = (Y * _clamped_log(A) + (1.0 - Y) * log_1mA).sum()
@@ -704,27 +694,31 @@ def _class_targets_any(Z: Tensor, y, expected):
 
 def _one_hot_any(y, n):
     """Labels (m,) as a one-hot mask (n, m), in y's library: [k == y_j]. The labels must be whole numbers in
-    [0, n): checked now, or with the computation on Dask (a zero that carries the check is added to them)."""
+    [0, n): checked at once for an eager library, chunk by chunk as the cost is computed on Dask."""
     xp = namespace(y)
     if xp.isdtype(y.dtype, "bool"):
         y = xp.astype(y, xp.int64)
-    if y.shape[0]:
-        whole = xp.where(y == xp.round(y), y, xp.asarray(np.nan, dtype=xp.float64)) \
-            if xp.isdtype(y.dtype, "real floating") else xp.astype(y, xp.float64)
-        low = xp.where(xp.isnan(whole), xp.asarray(-1.0, dtype=xp.float64), whole)   # a fraction or NaN: refused
-        bounds = _checked(lambda b: _check_label_bounds(b, n), xp.stack([xp.min(low), xp.max(whole)]))
-        y = y + xp.astype(bounds[0] - bounds[0], y.dtype)
+    if _ns.is_lazy(y):
+        y = _checked(y, functools.partial(_check_label_values, n=n))
+    elif y.shape[0]:
+        whole = xp.all(y == xp.round(y)) if xp.isdtype(y.dtype, "real floating") else True
+        _check_label_values(np.asarray([float(xp.min(y)), float(xp.max(y))]), n, bool(whole))
     return xp.reshape(xp.arange(n, dtype=y.dtype), (n, 1)) == xp.reshape(y, (1, y.shape[0]))
 
 
 _one_hot_any.outputs = ("one_hot",)
 
 
-def _check_label_bounds(bounds, n):
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not (0 <= lo and hi < n):
+def _check_label_values(y, n, whole=None):
+    """Refuse labels (a NumPy array of them, or of their min and max) that are not whole numbers in [0, n)."""
+    if not y.size:
+        return
+    if whole is None:
+        whole = bool(np.all(np.isfinite(y) & (y == np.round(y))))
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if not (whole and 0 <= lo and hi < n):
         raise ValueError(f"cross_entropy: labels must be whole numbers in [0, {n}) for {n} classes; got min {lo:g}, "
-                         f"max {hi:g} (a fraction or NaN shows as -1)")
+                         f"max {hi:g}" + ("" if whole else " and numbers that are not whole"))
 
 
 def mse(A, Y) -> Tensor:
@@ -811,15 +805,12 @@ def _mask_any(A, keep, rng, mask):
         return D
     if not namespace(D).isdtype(D.dtype, ("integral", "real floating")):
         raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
-    bad = namespace(D).sum(namespace(D).astype((D != 0) & (D != 1), xp.float64))
-    D = D != 0
-    count = _checked(_check_mask_count, namespace(D).reshape(bad, (1,)))
-    return D & (count[0] == count[0])
-
-
-def _check_mask_count(bad):
-    if float(bad[0]) != 0:
+    if _ns.is_lazy(D):
+        return _checked(D, _check_bool_mask) != 0  # checked chunk by chunk
+    xd = namespace(D)
+    if not bool(xd.all((D == 0) | (D == 1))):
         raise ValueError("dropout: mask must be boolean (or 0/1), got other values")
+    return D != 0
 
 
 def _draw_block(block, keep, seeds, block_id=None):

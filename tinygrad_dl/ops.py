@@ -387,7 +387,7 @@ class Sum(_Primitive):
         return namespace(x).sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
-        return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape),)
+        return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape, like=x),)
 
 
 class Max(_Primitive):
@@ -469,17 +469,18 @@ class Transpose(_Primitive):
 
 class BroadcastTo(_Primitive):
     """y = x repeated along broadcast axes to `shape`;  dx = dy summed over them (done by Function)"""
-    __slots__ = ("shape",)
+    __slots__ = ("shape", "chunks")
     saves_values = False
 
-    def __init__(self, shape):
+    def __init__(self, shape, chunks=None):
         self.shape = tuple(shape)
+        self.chunks = chunks  # Dask: the chunks of the result (those of the array it meets), not one huge block
 
     def forward(self, x):
         try:
             if type(x) is _ndarray or not _foreign(x):
                 return np.broadcast_to(x, self.shape)
-            return namespace(x).broadcast_to(x, self.shape)
+            return _ns.broadcast_to(x, self.shape, self.chunks)
         except ValueError:
             raise ShapeError(f"broadcast_to: cannot broadcast {x.shape} to {self.shape}") from None
 
@@ -575,10 +576,14 @@ class Concatenate(_Primitive):
 
 # ============================================================ compositions the Tensor offers (no derivative here)
 
-def broadcast_to(x, shape):
-    """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays."""
+def broadcast_to(x, shape, like=None):
+    """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays. `like`: the tensor
+    the result will meet; for a Dask array its chunks are taken over (a gradient spread back over a sum)."""
     if isinstance(x, Tensor):
-        return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
+        if x.shape == tuple(shape):
+            return x
+        chunks = _value(like).chunks if like is not None and _ns.is_lazy(_value(like)) else None
+        return BroadcastTo(shape, chunks)(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
     np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
