@@ -533,3 +533,21 @@ def test_data_utilities_keep_the_library():
 def _ns_numpy(x):
     from tinygrad_dl._namespace import to_numpy
     return to_numpy(x)
+
+
+def test_the_visualizer_and_jit_say_they_are_numpy_only():
+    for lib in (strict, columns):
+        W = dl.Tensor(lib(np.ones((2, 2))), requires_grad=True)
+        J = (W * W).sum()
+        with pytest.raises(TypeError, match="viz draws graphs of NumPy tensors.*(array_api_strict|dask)"):
+            dl.viz.to_dot(J)
+        with pytest.raises(TypeError, match="NumPy tensors"):
+            dl.viz.backprop_page(J)
+
+        @dl.jit
+        def step(X):
+            t = dl.Tensor(X)
+            return (t * t).sum()
+
+        with pytest.warns(dl.JitWarning, match="replays NumPy only"):
+            assert step(lib(np.ones((2, 2)))).item() == 4.0
