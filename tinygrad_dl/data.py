@@ -3,7 +3,9 @@ inputs, §3.3.1 mini-batches, §3.3.2 smoothing a noisy cost curve).
 
 Examples are COLUMNS: X is (n_x, m), Y is (n_y, m) or integer labels of shape (m,). Row-major data (m, n), as
 scikit-learn gives it, enters only through the explicit `columns(X_rows)`. Functions take ndarrays or Tensors and
-give back the same kind.
+give back the same kind. Arrays of another library (Dask, CuPy, array_api_strict) stay in it: `columns`, `split`,
+`minibatches`, `one_hot` and `Normalizer` work on them (on Dask lazily; `Normalizer.fit` computes its statistics in
+one pass, and `one_hot` without n_classes computes the largest label); image augmentation is NumPy's only.
 
 Randomness is explicit. `split` and `augment` build a data set once: an int seed gives the same result every time.
 `minibatches` is called once per epoch to draw a NEW order, so it takes a Generator made once before the loop (an
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _namespace as _ns
 from ._checks import as_rng
 from .optim import ExponentialAverage
 from .tensor import Tensor
@@ -34,12 +36,26 @@ __all__ = ["columns", "one_hot", "split", "Normalizer", "minibatches", "EarlySto
 _HINT = "examples are columns: X (n_x, m), Y (n_y, m) or labels (m,); use dl.data.columns(X) for (m, n) arrays"
 
 
-def _array(X, where, name="X") -> np.ndarray:
+def _array(X, where, name="X", numpy_only=False) -> np.ndarray:
+    """X's values: an ndarray, or another library's array as it is (refused where only NumPy is supported)."""
     if isinstance(X, Tensor):
-        return X.data
+        X = X.data
     if X is None:
         raise TypeError(f"{where}: {name} is None")
+    if _ns.is_foreign(X):
+        if numpy_only:
+            raise TypeError(f"{where}: works on NumPy arrays; {name} is a {_ns.library_name(X)} array (bring it "
+                            f"back with .numpy() or np.asarray, or transform it chunk by chunk in its library)")
+        return X
     return np.asarray(X)
+
+
+def _take(A, idx):
+    """The columns `idx` (a NumPy index array) of A along its last axis, in A's library."""
+    if not _ns.is_foreign(A) or _ns.is_lazy(A):
+        return A[..., idx]  # NumPy, and Dask (its own fancy indexing along one axis)
+    xp = _ns.namespace(A)
+    return xp.take(A, xp.asarray(idx), axis=A.ndim - 1)
 
 
 def _like(arr, was_tensor):
@@ -66,6 +82,11 @@ def columns(X_rows):
         if X_rows.ndim != 2:
             raise ValueError(f"columns: expected a 2-D (m, n) tensor, got shape {X_rows.shape}")
         return X_rows.T
+    if _ns.is_foreign(X_rows):
+        xp, A = _ns.namespace(X_rows), X_rows
+        if A.ndim not in (1, 2):
+            raise ValueError(f"columns: expected a 2-D (m, n) array (one example per row), got shape {A.shape}")
+        return xp.reshape(A, (1, -1)) if A.ndim == 1 else xp.permute_dims(A, (1, 0))
     A = np.asarray(X_rows)
     if A.ndim == 1:
         return A.reshape(1, -1)
@@ -78,7 +99,10 @@ def one_hot(labels, n_classes=None, dtype=np.float64) -> np.ndarray:
     """Integer labels (m,) as a one-hot matrix Y of shape (n_classes, m): Y[labels[i], i] = 1.
     No labels give an empty (n_classes, 0) matrix; then n_classes must be given (it cannot be inferred)."""
     where = "one_hot"
-    y = np.asarray(_array(labels, where, "labels"))
+    y = _array(labels, where, "labels")
+    if _ns.is_foreign(y):
+        return _one_hot_any(y, n_classes, dtype, where)
+    y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"{where}: expected integer labels of shape (m,), got shape {y.shape}")
     if y.dtype.kind not in "biuf":
@@ -103,6 +127,21 @@ def one_hot(labels, n_classes=None, dtype=np.float64) -> np.ndarray:
     Y = np.zeros((n_classes, y.size), dtype=dtype)
     Y[y.astype(np.int64), np.arange(y.size)] = 1
     return Y
+
+
+def _one_hot_any(y, n_classes, dtype, where):
+    """one_hot in the labels' library (checked with the computation on Dask: see functional.cross_entropy)."""
+    from .functional import _one_hot_any as mask  # (the same one-hot mask the cross-entropy builds)
+    xp = _ns.namespace(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: expected integer labels of shape (m,), got shape {y.shape}")
+    if n_classes is None:
+        if y.shape[0] == 0:
+            raise ValueError(f"{where}: no labels (shape (0,)) and no n_classes: say how many classes, "
+                             f"e.g. one_hot(labels, n_classes=10), to get an empty (10, 0) matrix")
+        n_classes = int(_ns.to_numpy(xp.max(y))) + 1  # computes the labels once (pass n_classes= to stay lazy)
+    n_classes = _checks.integer(n_classes, where, "n_classes", 1)
+    return _ns.astype(mask(y, n_classes), dtype)
 
 
 # ============================================================ train / dev / test (§3)
@@ -130,7 +169,7 @@ def split(X, Y, fractions=(0.98, 0.01, 0.01), rng=None, shuffle=True):
     bounds = np.cumsum(counts)[:-1]
     pieces = np.split(order, bounds)
     xt, yt = isinstance(X, Tensor), isinstance(Y, Tensor)
-    return tuple((_like(Xa[:, idx], xt), _like(Ya[..., idx], yt)) for idx in pieces)
+    return tuple((_like(_take(Xa, idx), xt), _like(_take(Ya, idx), yt)) for idx in pieces)
 
 
 # ============================================================ normalizing inputs (§3.2.1)
@@ -154,6 +193,8 @@ class Normalizer:
         if X.ndim != 2 or X.shape[1] == 0:
             raise ValueError(f"Normalizer.fit: X_train must be 2-D (n_x, m) with m >= 1, got shape {X.shape}; "
                              f"{_HINT}")
+        if _ns.is_foreign(X):
+            return self._fit_any(X)
         X = X.astype(np.float64, copy=False)
         mu = X.mean(axis=1, keepdims=True)
         sigma = np.sqrt(((X - mu) ** 2).mean(axis=1, keepdims=True))
@@ -161,6 +202,22 @@ class Normalizer:
         constant = (X.max(axis=1) == X.min(axis=1))[:, None]
         self.mu = np.where(constant, X[:, :1], mu)
         self.sigma = np.where(constant | (sigma == 0), 1.0, sigma)
+        return self
+
+    def _fit_any(self, X):
+        """fit in X's library; on Dask the statistics are computed in one pass and kept as NumPy arrays (small:
+        (n, 1)), as parameters are kept on the driver."""
+        xp = _ns.namespace(X)
+        X = _ns.astype(X, np.float64)
+        mu = xp.mean(X, axis=1, keepdims=True)
+        sigma = xp.sqrt(xp.mean((X - mu) ** 2, axis=1, keepdims=True))
+        constant = xp.reshape(xp.max(X, axis=1) == xp.min(X, axis=1), (-1, 1))
+        first = X[:, :1]
+        if _ns.is_lazy(X):
+            mu, sigma, constant, first = _ns.compute([mu, sigma, constant, first])
+            xp = np
+        self.mu = xp.where(constant, first, mu)
+        self.sigma = xp.where(constant | (sigma == 0), xp.asarray(1.0, dtype=sigma.dtype), sigma)
         return self
 
     def fit_transform(self, X_train):
@@ -174,6 +231,9 @@ class Normalizer:
         if len(shape) != 2 or shape[0] != self.mu.shape[0]:
             raise ValueError(f"{where}: fitted on {self.mu.shape[0]} features, so X must be "
                              f"({self.mu.shape[0]}, m); got shape {tuple(shape)}; {_HINT}")
+        if _ns.is_foreign(X) or _ns.is_foreign(self.mu):
+            dtype = X.dtype if _ns.is_floating(X) else np.float64
+            return _ns.astype(self.mu, dtype), _ns.astype(self.sigma, dtype)
         dtype = X.dtype if X.dtype.kind == "f" else np.float64
         return self.mu.astype(dtype, copy=False), self.sigma.astype(dtype, copy=False)
 
@@ -183,7 +243,7 @@ class Normalizer:
         if isinstance(X, Tensor):
             mu, sigma = self._stats(X, "Normalizer.transform")
             return (X - mu) / sigma
-        X = np.asarray(X)
+        X = X if _ns.is_foreign(X) else np.asarray(X)
         mu, sigma = self._stats(X, "Normalizer.transform")
         return (X - mu) / sigma
 
@@ -191,7 +251,7 @@ class Normalizer:
 
     def inverse_transform(self, X):
         """X * sigma + mu: back to the original units."""
-        Xa = X if isinstance(X, Tensor) else np.asarray(X)
+        Xa = X if isinstance(X, Tensor) or _ns.is_foreign(X) else np.asarray(X)
         mu, sigma = self._stats(Xa, "Normalizer.inverse_transform")
         return Xa * sigma + mu
 
@@ -216,13 +276,15 @@ def minibatches(X, Y, batch_size=64, shuffle=True, rng=None):
     xt, yt = isinstance(X, Tensor), isinstance(Y, Tensor)
     if shuffle:
         order = rng.permutation(Xa.shape[1])
-        Xa, Ya = Xa[:, order], Ya[..., order]
+        Xa, Ya = _take(Xa, order), _take(Ya, order)
     return _batches(Xa, Ya, batch_size, xt, yt)
 
 
 def _batches(Xa, Ya, batch_size, xt, yt):
-    for k in range(0, Xa.shape[1], batch_size):
-        yield _like(Xa[:, k:k + batch_size], xt), _like(Ya[..., k:k + batch_size], yt)
+    m = Xa.shape[1]
+    for k in range(0, m, batch_size):
+        end = min(k + batch_size, m)  # (the standard leaves a slice past the end unspecified)
+        yield _like(Xa[:, k:end], xt), _like(Ya[..., k:end], yt)
 
 
 # ============================================================ early stopping (§3.1)
@@ -346,7 +408,7 @@ def shift_images(X, image_shape, dy, dx, flip=False):
     or arrays of length m (one per image). A shift by the image's size or more gives an all-zero image.
     Vectorized: one gather for all images."""
     where = "shift_images"
-    Xa = _array(X, where)
+    Xa = _array(X, where, numpy_only=True)
     if Xa.ndim != 2:
         raise ValueError(f"{where}: X must be 2-D (h*w, m), got shape {Xa.shape}")
     n, m = Xa.shape
@@ -379,6 +441,7 @@ def augment(X, Y, image_shape=(8, 8), flips=False, shifts=1, noise=0.0, copies=1
     `flips` (off by default: a flipped digit is another symbol), then gets Gaussian noise of std `noise`.
     Vectorized (no loop over images); the same rng seed gives the same result."""
     where = "augment"
+    _array(X, where, "X", numpy_only=True), _array(Y, where, "Y", numpy_only=True)
     Xa, Ya = _examples(X, Y, where)
     n, m = Xa.shape
     h, w = _image_shape(image_shape, n, where)

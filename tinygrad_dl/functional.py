@@ -17,7 +17,13 @@ values and gradients are finite and accurate to rounding, with no overflow or di
   function called through `derived` (plain NumPy in eager mode; dl.jit's replay calls it again on the new
   values, so nothing computed from data is ever frozen). Where eager mode takes a shortcut for the usual case
   (binary cross-entropy with nothing clamped, one-hot targets), a capture takes the general form, which gives
-  the same numbers bit for bit.
+  the same numbers bit for bit;
+- on another library's arrays (Dask, CuPy, array_api_strict) the same helpers compute with that library's
+  functions, and lazy (Dask) values take the general form too, so nothing is computed while the graph is built.
+  Checks of values (probabilities in [0, 1], labels in range, a 0/1 mask) then run with the computation: on
+  Dask their ValueError comes from the step that computes (the optimizer's `step()`, `.item()`). There the
+  Tensor stands on the left of an operator with a plain array (`t * x`): CuPy's and array_api_strict's arrays
+  refuse an unknown right operand instead of handing the operation to the Tensor.
 
 Examples are columns: Z, A, Y have shape (n, m) and costs average over the m columns (the last axis).
 
@@ -30,11 +36,14 @@ Examples are columns: Z, A, Y have shape (n, m) and costs average over the m col
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import _checks
+from . import _checks, _namespace as _ns
+from ._namespace import namespace
 from .ops import where
-from .tensor import Tensor, derived, is_capturing, replayed
+from .tensor import Tensor, _ndarray, derived, is_capturing, replayed
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax", "logsumexp", "softplus",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "mse", "l2_penalty",
@@ -42,6 +51,7 @@ __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax", "l
 
 _LOG_FLOOR = -100.0                # PyTorch's clamp of log in binary cross-entropy
 _TINY = float(np.exp(_LOG_FLOOR))  # log(x) > -100  <=>  x > exp(-100) (to rounding)
+_foreign = _ns.is_foreign          # another library's array: the helpers below call its namespace
 
 
 # ============================================================ helpers: arguments (shapes and types only)
@@ -71,13 +81,31 @@ def _target(where_: str, A: Tensor, Y, a_name: str = "A"):
         if Y.requires_grad:
             return Y
         Y = Y._data
+    if type(Y) is not _ndarray and (_foreign(Y) or type(A._data) is not _ndarray):
+        return _foreign_target(where_, A, Y, a_name)
     Y = np.asarray(Y)
     if Y.dtype.kind not in "biuf":
         raise TypeError(f"{where_}: Y must hold numbers, got dtype {Y.dtype}")
     if Y.shape != A.shape:
         raise ValueError(f"{where_}: Y has shape {Y.shape} but {a_name} has shape {A.shape}; they must match "
                          f"exactly (no broadcasting): one column per example, e.g. (1, m)")
+    if type(A._data) is not _ndarray:
+        _ns.common(where_, A._data, Y)  # NumPy targets join Dask's graph; beside other libraries: an error
     return Y if Y.dtype == A.dtype else derived(np.ndarray.astype, Y, A.dtype)
+
+
+def _foreign_target(where_, A, Y, a_name):
+    """_target for arrays of another library: in that library, of A's shape and dtype."""
+    if not _foreign(Y):
+        Y = namespace(A._data).asarray(Y)  # a list or number next to another library's A: made there
+    _ns.common(where_, A._data, Y)
+    xp = namespace(Y)
+    if not xp.isdtype(Y.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{where_}: Y must hold numbers, got dtype {Y.dtype}")
+    if Y.shape != A.shape:
+        raise ValueError(f"{where_}: Y has shape {Y.shape} but {a_name} has shape {A.shape}; they must match "
+                         f"exactly (no broadcasting): one column per example, e.g. (1, m)")
+    return Y if Y.dtype == A.dtype else derived(_ns.astype, Y, A.dtype)
 
 
 def _axis(z: Tensor, axis, where_: str) -> int:
@@ -114,12 +142,37 @@ def _keep_prob(where_: str, positional=None, keep_prob=None, p=None) -> float:
 
 # ============================================================ helpers: values (plain NumPy, called via `derived`)
 # Each is a pure function of its arguments; the ones named _check_* refuse bad values (and so always run, even where
-# their result is not needed). `outputs` names their results in dl.jit's source.
+# their result is not needed). `outputs` names their results in dl.jit's source. On another library's arrays each
+# computes the same values with that library's functions (the Array API standard's names), branch-free.
+
+def _less_equal(x, c):
+    """[x <= c], in x's library (np.less_equal for NumPy)."""
+    return np.less_equal(x, c) if type(x) is _ndarray or not _foreign(x) else x <= c
+
+
+def _not_equal(x, c):
+    """[x != c], in x's library (np.not_equal for NumPy)."""
+    return np.not_equal(x, c) if type(x) is _ndarray or not _foreign(x) else x != c
+
+
+def _checked(x, check):
+    """x once `check` (a NumPy function that raises on bad values) has passed on it: on Dask each chunk is checked
+    where it is computed (no chunk waits for another, so memory stays one chunk deep), with the computation."""
+    meta = np.empty((0,) * x.ndim, dtype=x.dtype)  # (given: Dask need not call the check to learn the type)
+    return x.map_blocks(_pass_checked, check, dtype=x.dtype, meta=meta)
+
+
+def _pass_checked(block, check):
+    check(block)
+    return block
+
 
 def _pos_and_sign(z):
     """[z >= 0], and the sign s = -1 there, +1 elsewhere (NaN included): exp(z * s) is exp(-|z|) with each side's
     own slope."""
     pos = z >= 0
+    if type(z) is not _ndarray and _foreign(z):
+        return pos, 1.0 - 2.0 * _ns.astype(pos, z.dtype)  # the same -1 and +1
     # 1 - 2 [z >= 0] is exactly -1 or +1; arithmetic, as np.where is 4-7x slower on large arrays of mixed signs
     return pos, np.asarray(1, z.dtype) + np.asarray(-2, z.dtype) * pos
 
@@ -129,6 +182,8 @@ _pos_and_sign.outputs = ("pos", "sign")
 
 def _scaled(mask, s, dtype):
     """mask * s in `dtype`: s where the mask is True, +0.0 elsewhere (s > 0), as np.where(mask, s, 0), faster."""
+    if type(mask) is not _ndarray and _foreign(mask):
+        return _ns.astype(mask, dtype) * s
     return mask * np.asarray(s, dtype)
 
 
@@ -137,7 +192,7 @@ _scaled.outputs = ("scale",)
 
 def _as_float(mask, dtype):
     """A boolean mask as 0.0 / 1.0 in `dtype`."""
-    return mask.astype(dtype)
+    return _ns.astype(mask, dtype)
 
 
 _as_float.outputs = ("step",)
@@ -145,7 +200,7 @@ _as_float.outputs = ("step",)
 
 def _float_minus(mask, y):
     """[mask] - y in y's dtype (the slope of max(z, 0) - y z, with mask = [z >= 0])."""
-    return mask.astype(y.dtype) - y
+    return _ns.astype(mask, y.dtype) - y
 
 
 _float_minus.outputs = ("slope",)
@@ -153,6 +208,9 @@ _float_minus.outputs = ("slope",)
 
 def _leaky_slope(z, alpha):
     """1 where z > 0, alpha elsewhere (NaN included), in z's dtype."""
+    if type(z) is not _ndarray and _foreign(z):
+        xp = namespace(z)
+        return xp.where(z > 0, xp.asarray(1.0, dtype=z.dtype), xp.asarray(alpha, dtype=z.dtype))
     return np.where(z > 0, z.dtype.type(1), z.dtype.type(alpha))
 
 
@@ -162,6 +220,11 @@ _leaky_slope.outputs = ("slope",)
 def _max_shift(z, axis):
     """The max over `axis` as a constant: subtracting it changes no softmax, and no exp can overflow
     (-inf over an empty axis)."""
+    if type(z) is not _ndarray and _foreign(z):
+        xp = namespace(z)
+        if z.shape[axis] == 0:
+            return xp.full(tuple(1 if i == axis % z.ndim else n for i, n in enumerate(z.shape)), -np.inf, dtype=z.dtype)
+        return xp.max(z, axis=axis, keepdims=True)
     return np.maximum.reduce(z, axis=axis, keepdims=True, initial=-np.inf)  # (np.max's own call, without its wrapper)
 
 
@@ -170,6 +233,9 @@ _max_shift.outputs = ("shift",)
 
 def _finite(M):
     """M with its infinities replaced by 0: inf - inf would be NaN, and an infinite max needs no shift."""
+    if type(M) is not _ndarray and _foreign(M):
+        xp = namespace(M)
+        return xp.where(xp.isinf(M), xp.zeros_like(M), M)
     return np.where(np.isinf(M), 0.0, M)
 
 
@@ -178,6 +244,8 @@ _finite.outputs = ("finite_shift",)
 
 def _log1p_digits(x, L):
     """np.log1p(x) - log(1 + x): the digits that 1 + x rounded away (at most ~1e-16)."""
+    if type(x) is not _ndarray and _foreign(x):
+        return namespace(x).log1p(x) - L
     return np.log1p(x) - L
 
 
@@ -186,6 +254,9 @@ _log1p_digits.outputs = ("digits",)
 
 def _sum_log1p_digits(x, L):
     """The sum of np.log1p(x) - log(1 + x), as a 0-d array in x's dtype."""
+    if type(x) is not _ndarray and _foreign(x):
+        xp = namespace(x)
+        return xp.sum(xp.log1p(x) - L)
     return np.asarray(np.add.reduce(np.log1p(x) - L, axis=None), dtype=x.dtype)  # (np.sum, without its wrapper)
 
 
@@ -195,6 +266,8 @@ _sum_log1p_digits.outputs = ("digits",)
 def _lse_correction(z, e, S, M, axis):
     """S = 1 + r (the max contributes exp(0) = 1): log1p(r) - log(S) restores the digits of r that 1 + r rounded
     away (as _log1p), plus the finite shift; no correction where the max is infinite (it was not shifted)."""
+    if type(z) is not _ndarray and _foreign(z):
+        return _lse_correction_any(z, e, S, M, axis)
     infinite = np.isinf(M)
     r = e.copy()
     np.put_along_axis(r, np.argmax(z, axis=axis, keepdims=True), 0.0, axis=axis)
@@ -204,6 +277,20 @@ def _lse_correction(z, e, S, M, axis):
 
 
 _lse_correction.outputs = ("correction",)
+
+
+def _lse_correction_any(z, e, S, M, axis):
+    """_lse_correction with the standard's functions: the first maximum of each slice (np.argmax's) is zeroed by a
+    mask of positions, as put_along_axis does."""
+    xp = namespace(z)
+    axis = axis % z.ndim
+    infinite = xp.isinf(M)
+    positions = xp.reshape(xp.arange(z.shape[axis]), tuple(-1 if i == axis else 1 for i in range(z.ndim)))
+    first = positions == xp.argmax(z, axis=axis, keepdims=True)
+    r = xp.where(first, xp.zeros_like(e), e)
+    correction = xp.log1p(xp.sum(r, axis=axis, keepdims=True)) - xp.log(S)
+    zero = xp.zeros_like(M)
+    return xp.where(infinite, zero, correction) + xp.where(infinite, zero, M)
 
 
 def _check_probabilities(A):
@@ -221,6 +308,27 @@ def _check_probabilities(A):
 
 
 _check_probabilities.outputs = ("lo", "hi")
+
+
+def _probabilities_any(A):
+    """A's (min, max) with NaN left out, and a zero shaped like A (A - A) once A is checked to lie in [0, 1]: at
+    once for an eager library, chunk by chunk as the cost is computed on Dask. Adding the zero makes the value and
+    the gradient wait for the check."""
+    xp = namespace(A)
+    if A.size == 0:
+        half = xp.asarray(0.5, dtype=A.dtype)
+        return half, half, xp.zeros_like(A)
+    nan = xp.isnan(A)
+    lo = xp.min(xp.where(nan, xp.asarray(np.inf, dtype=A.dtype), A))
+    hi = xp.max(xp.where(nan, xp.asarray(-np.inf, dtype=A.dtype), A))
+    if _ns.is_lazy(A):
+        checked = _checked(A, _check_probabilities)
+        return lo, hi, checked - checked
+    _check_probabilities(np.asarray([float(lo), float(hi)]) if float(lo) <= float(hi) else np.zeros(0))
+    return lo, hi, None
+
+
+_probabilities_any.outputs = ("lo", "hi", "zero")
 
 
 def _plain_bce(lo, hi) -> bool:
@@ -270,6 +378,36 @@ def _bce_digits(A, Y, log_1mA, lo, hi):
 
 
 _bce_digits.outputs = ("digits",)
+
+
+def _bce_safe_any(A, Y):
+    """_bce_safe's general form in A's library (branch-free: no value decides anything before it is computed)."""
+    xp = namespace(A)
+    zero, one, two = (xp.asarray(v, dtype=A.dtype) for v in (0.0, 1.0, 2.0))
+    low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
+    return (xp.where(low_A, one, zero), xp.where(low_1mA, two, one), xp.where(low_A, zero, Y),
+            xp.where(low_1mA, zero, 1.0 - Y))
+
+
+_bce_safe_any.outputs = _bce_safe.outputs
+
+
+def _bce_correction_any(A, Y, log_1mA, lo, hi, clamps=True):
+    """_bce_correction (with clamps) or _bce_digits (without) in A's library, branch-free: 0 where the plain
+    formula applies (as NumPy's)."""
+    xp = namespace(A)
+    zero = xp.asarray(0.0, dtype=A.dtype)
+    ok = (1.0 - A) > _TINY
+    digits = xp.where(ok, xp.log1p(-xp.where(ok, A, zero)) - log_1mA, zero)
+    total = xp.sum((1.0 - Y) * digits)
+    if clamps:
+        low_A, low_1mA = A <= _TINY, (1.0 - A) <= _TINY
+        total = total + _LOG_FLOOR * (xp.sum(xp.where(low_A, Y, zero)) + xp.sum(xp.where(low_1mA, 1.0 - Y, zero)))
+    plain = (lo >= 1e-4) & ((1.0 - hi) > _TINY)
+    return xp.where(plain, zero, total)
+
+
+_bce_correction_any.outputs = ("correction",)
 
 
 def _check_whole_labels(y, expected):
@@ -336,7 +474,7 @@ def relu(z) -> Tensor:
     """ReLU(z) = max(0, z) (§2.2), as where(z <= 0, 0, z): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink).
     NaN is not <= 0: it takes the z side, so relu(NaN) = NaN with slope 1 (as PyTorch)."""
     z = _tensor(z, "relu")
-    return where(derived(np.less_equal, z, 0), 0.0, z)
+    return where(derived(np.less_equal if type(z._data) is _ndarray else _less_equal, z, 0), 0.0, z)
 
 
 def leaky_relu(z, alpha=0.01) -> Tensor:
@@ -404,6 +542,8 @@ def binary_cross_entropy(A, Y) -> Tensor:
     A = _tensor(A, "binary_cross_entropy", "A")
     Y = _target("binary_cross_entropy", A, Y)
     inv_m = _per_example(A)
+    if type(A._data) is not _ndarray and _foreign(A._data):
+        return _bce_any(A, Y, inv_m)
     lo, hi = derived(_check_probabilities, A)
     if lo >= 1e-4 and 1.0 - hi > _TINY and not is_capturing():  # (_plain_bce, written out: every step runs it)
         # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
@@ -426,10 +566,28 @@ def binary_cross_entropy(A, Y) -> Tensor:
     return (total + derived(_bce_correction, A, Y, log_1mA, lo, hi)) * -inv_m
 
 
+def _bce_any(A, Y, inv_m):
+    """binary_cross_entropy on another library's arrays: always the general form (on Dask nothing may decide a
+    branch before the graph is computed), with NumPy's numbers."""
+    lo, hi, zero = derived(_probabilities_any, A)
+    if zero is not None:
+        A = A + zero  # (on Dask: A, checked chunk by chunk)
+    if isinstance(Y, Tensor):
+        log_1mA = _clamped_log(1.0 - A)
+        total = (Y * _clamped_log(A) + (1.0 - Y) * log_1mA).sum()
+        return (total + derived(_bce_correction_any, A, Y, log_1mA, lo, hi, False)) * -inv_m
+    C0, C1, Y_safe, one_minus_Y = derived(_bce_safe_any, A, Y)
+    # C1 - A and Y_safe * log_A as the Tensor's own operators: an array of another library on the left would
+    # refuse the Tensor (see the module's note); the numbers are the same
+    log_A, log_1mA = (A + C0).log(), A.__rsub__(C1).log()
+    total = (log_A * Y_safe + log_1mA * one_minus_Y).sum()
+    return (total + derived(_bce_correction_any, A, Y, log_1mA, lo, hi)) * -inv_m
+
+
 def _clamped_log(x: Tensor) -> Tensor:
     """max(log x, -100), never evaluating log(0): where x <= exp(-100) the log sees 1 and `where` picks -100.
     NaN is not <= exp(-100): it reaches the log and stays NaN."""
-    low = derived(np.less_equal, x, _TINY)
+    low = derived(np.less_equal if type(x._data) is _ndarray else _less_equal, x, _TINY)
     return where(low, _LOG_FLOOR, where(low, 1.0, x).log())
 
 
@@ -445,7 +603,12 @@ def binary_cross_entropy_with_logits(Z, Y) -> Tensor:
     L = (1.0 + e).log()
     correction = derived(_sum_log1p_digits, e, L)          # constant: the digits 1 + e rounded away (see _log1p)
     # max(Z, 0) - Y Z = Z * ([Z >= 0] - Y)
-    slope = derived(_as_float, pos, Z.dtype) - Y if isinstance(Y, Tensor) else derived(_float_minus, pos, Y)
+    if not isinstance(Y, Tensor):
+        slope = derived(_float_minus, pos, Y)
+    elif type(Z._data) is _ndarray:
+        slope = derived(_as_float, pos, Z.dtype) - Y
+    else:  # [Z >= 0] - Y, as the Tensor's own operator (see the module's note on other libraries)
+        slope = Y.__rsub__(derived(_as_float, pos, Z.dtype))
     return ((Z * slope + L).sum() + correction) * inv_m
 
 
@@ -472,6 +635,11 @@ def cross_entropy(Z, Y) -> Tensor:
     log_p = s - s.exp().sum(axis=0, keepdims=True).log()
     if isinstance(Y, Tensor):          # a target that needs its own gradient: the plain formula
         picked = Y * log_p
+    elif type(Y) is not _ndarray and _foreign(Y):  # (the same, in Y's library, multiplied as a capture does)
+        one_hot = _ns.is_bool(Y)
+        picked = where(Y if one_hot else derived(_not_equal, Y, 0), log_p, 0.0)
+        if not one_hot:
+            picked = picked * Y
     else:                              # pick log p where Y != 0: a -inf next to Y = 0 never meets 0 * -inf
         nz = Y if Y.dtype == np.bool_ else derived(np.not_equal, Y, 0)
         picked = where(nz, log_p, 0.0)
@@ -487,7 +655,10 @@ def _class_targets(Z: Tensor, Y):
     expected = f"expected one-hot ({n}, {m}) or integer labels ({m},)"
     if isinstance(Y, Tensor) and Y.requires_grad:
         return _target("cross_entropy", Z, Y, "Z")
-    y = Y._data if isinstance(Y, Tensor) else np.asarray(Y)
+    y = Y._data if isinstance(Y, Tensor) else Y
+    if _foreign(y) or type(Z._data) is not _ndarray and not isinstance(y, np.ndarray):
+        return _class_targets_any(Z, y, expected)
+    y = np.asarray(y)
     if y.ndim == 1:
         if y.dtype.kind not in "iu":
             if y.dtype.kind not in "bf":
@@ -501,6 +672,53 @@ def _class_targets(Z: Tensor, Y):
         hint = " (integer labels must have shape (m,): use Y.reshape(-1))" if y.shape == (1, m) else ""
         raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}{hint}")
     return _target("cross_entropy", Z, y, "Z")
+
+
+def _class_targets_any(Z: Tensor, y, expected):
+    """_class_targets for another library's arrays: integer labels become a one-hot mask in that library, checked
+    to lie in [0, n) (on Dask, when the cost is computed)."""
+    n, m = Z.shape
+    if not _foreign(y):
+        y = namespace(Z._data).asarray(y)
+    xp = _ns.common("cross_entropy", Z._data, y)
+    if y.ndim != 1:
+        if y.shape != Z.shape:
+            raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}")
+        return _target("cross_entropy", Z, y, "Z")
+    if y.shape != (m,):
+        raise ValueError(f"cross_entropy: Y has shape {y.shape} but Z has shape {Z.shape}; {expected}")
+    if not xp.isdtype(y.dtype, ("integral", "real floating", "bool")):
+        raise ValueError(f"cross_entropy: Y has shape {y.shape} and dtype {y.dtype}; {expected}")
+    return derived(_one_hot_any, y, n)
+
+
+def _one_hot_any(y, n):
+    """Labels (m,) as a one-hot mask (n, m), in y's library: [k == y_j]. The labels must be whole numbers in
+    [0, n): checked at once for an eager library, chunk by chunk as the cost is computed on Dask."""
+    xp = namespace(y)
+    if xp.isdtype(y.dtype, "bool"):
+        y = xp.astype(y, xp.int64)
+    if _ns.is_lazy(y):
+        y = _checked(y, functools.partial(_check_label_values, n=n))
+    elif y.shape[0]:
+        whole = xp.all(y == xp.round(y)) if xp.isdtype(y.dtype, "real floating") else True
+        _check_label_values(np.asarray([float(xp.min(y)), float(xp.max(y))]), n, bool(whole))
+    return xp.reshape(xp.arange(n, dtype=y.dtype), (n, 1)) == xp.reshape(y, (1, y.shape[0]))
+
+
+_one_hot_any.outputs = ("one_hot",)
+
+
+def _check_label_values(y, n, whole=None):
+    """Refuse labels (a NumPy array of them, or of their min and max) that are not whole numbers in [0, n)."""
+    if not y.size:
+        return
+    if whole is None:
+        whole = bool(np.all(np.isfinite(y) & (y == np.round(y))))
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if not (whole and 0 <= lo and hi < n):
+        raise ValueError(f"cross_entropy: labels must be whole numbers in [0, {n}) for {n} classes; got min {lo:g}, "
+                         f"max {hi:g}" + ("" if whole else " and numbers that are not whole"))
 
 
 def mse(A, Y) -> Tensor:
@@ -520,7 +738,7 @@ def l2_penalty(weights, lambd, m) -> Tensor:
     the cost it is added to. Its gradient is (lambd / m) W[l], the course's weight decay term."""
     if hasattr(weights, "weights") and callable(weights.weights):
         weights = weights.weights()
-    elif isinstance(weights, (Tensor, np.ndarray)):
+    elif isinstance(weights, (Tensor, np.ndarray)) or _foreign(weights):
         weights = [weights]
     weights = [_tensor(W, "l2_penalty", "each weight") for W in weights]
     if not weights:
@@ -551,6 +769,8 @@ def dropout(A, prob=None, /, training=True, rng=None, mask=None, *, keep_prob=No
     A = _tensor(A, "dropout", "A")
     if not training or keep == 1.0:
         return A
+    if type(A._data) is not _ndarray and _foreign(A._data):
+        return A * derived(_scaled, _mask_any(A._data, keep, rng, mask), 1.0 / keep, A.dtype)
     if mask is None:
         D = _draw_mask(rng, A.shape, keep)
     else:
@@ -562,6 +782,40 @@ def dropout(A, prob=None, /, training=True, rng=None, mask=None, *, keep_prob=No
                 raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
             D = derived(_check_bool_mask, D)
     return A * derived(_scaled, D, 1.0 / keep, A.dtype)
+
+
+def _mask_any(A, keep, rng, mask):
+    """dropout's mask for another library's A, in that library. Drawn: from `rng` in NumPy (the same numbers as
+    for a NumPy A) and moved there; on Dask, chunk by chunk from seeds that `rng` draws (reproducible, never a
+    whole mask on the driver). Given: checked to be 0/1 (on Dask, when the graph is computed)."""
+    xp = namespace(A)
+    if mask is None:
+        if _ns.is_lazy(A):
+            drawn = _checks.as_rng(rng, "dropout").integers(2**63, size=A.numblocks)
+            seeds = {index: int(drawn[index]) for index in np.ndindex(*A.numblocks)}
+            return A.map_blocks(_draw_block, keep=keep, seeds=seeds, dtype=bool)
+        return xp.asarray(_draw_mask(rng, A.shape, keep))
+    D = mask._data if isinstance(mask, Tensor) else mask
+    if not _foreign(D):
+        D = xp.asarray(np.asarray(D))  # a mask given in NumPy (or a list) moves to A's library
+    _ns.common("dropout", A, D)
+    if D.shape != A.shape:
+        raise ValueError(f"dropout: mask has shape {D.shape} but A has shape {A.shape}")
+    if _ns.is_bool(D):
+        return D
+    if not namespace(D).isdtype(D.dtype, ("integral", "real floating")):
+        raise ValueError(f"dropout: mask must be boolean (or 0/1), got dtype {D.dtype}")
+    if _ns.is_lazy(D):
+        return _checked(D, _check_bool_mask) != 0  # checked chunk by chunk
+    xd = namespace(D)
+    if not bool(xd.all((D == 0) | (D == 1))):
+        raise ValueError("dropout: mask must be boolean (or 0/1), got other values")
+    return D != 0
+
+
+def _draw_block(block, keep, seeds, block_id=None):
+    """One chunk of a Dask dropout mask, from its own seed."""
+    return np.random.default_rng(seeds[block_id]).random(block.shape) < keep
 
 
 # The activations people reach for as methods (`z.sigmoid()`, `z.relu()`), bound here: they are compositions.

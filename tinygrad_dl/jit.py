@@ -61,8 +61,9 @@ import warnings
 
 import numpy as np
 
-from .tensor import (PRIMITIVES, REPLAYED, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture, _mode,
-                     sum_to_shape, toposort)
+from . import _namespace as _ns
+from .tensor import (PRIMITIVES, REPLAYED, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture,
+                     _mode, sum_to_shape, toposort)
 
 __all__ = ["jit", "JitWarning", "JitInfo"]
 
@@ -614,6 +615,10 @@ class _Capture:
     def op(self, fn, inputs, out):
         """A primitive ran (eagerly): write the NumPy it executes."""
         if self.problem is not None:
+            return
+        if type(out._data) is not np.ndarray and _ns.is_foreign(out._data):
+            lib = _ns.library_name(out._data)
+            self.fail(f"dl.jit replays NumPy only, and {fn.name} computed on an array from {lib}")
             return
         try:
             args = [self.value_of(x) for x in inputs]
@@ -1422,6 +1427,11 @@ class jit:
             return self._eagerly("detect_anomaly() is on", args, kwargs)
         key = None if kwargs else _array_key(args, mode)
         if key is None:
+            other = _other_library(args, kwargs)
+            if other is not None:  # another library's array: no program is captured (dl.jit replays NumPy)
+                reason = f"dl.jit replays NumPy only, and an argument is an array from {other}"
+                self._warn(reason)
+                return self._eagerly(reason, args, kwargs)
             key, data, names = _key(args, kwargs, mode)
         else:
             data, names = args, None
@@ -1527,6 +1537,19 @@ def _array_key(args, mode):
     if n > 1 and (args[0] is args[1] if n == 2 else len({id(a) for a in args}) < n):
         return None  # the same array twice: the general key says so
     return tuple(key)
+
+
+def _other_library(args, kwargs):
+    """The name of the first array library other than NumPy among the arguments (None if there is none)."""
+    for x in list(args) + list(kwargs.values()):
+        if isinstance(x, (tuple, list)):
+            found = _other_library(x, {})
+            if found is not None:
+                return found
+        x = x._data if isinstance(x, Tensor) else x
+        if _ns.is_foreign(x):
+            return _ns.library_name(x)
+    return None
 
 
 def _key(args, kwargs, mode):

@@ -37,7 +37,7 @@ import zlib
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _namespace as _ns
 from . import functional as F
 from . import init as _init
 from .tensor import Tensor, guarded, is_capturing, no_grad, replayed
@@ -108,7 +108,13 @@ class Module:
             raise TypeError(f"{where}: the value is the result of an operation ({value.creator.name}) recorded for "
                             f"backprop, which would replace the parameter {path!r} by a node of the graph and drop "
                             f"it from parameters(); {fix}")
-        arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+        arr = value.data if isinstance(value, Tensor) else value if _ns.is_foreign(value) else np.asarray(value)
+        if _ns.is_foreign(arr):  # another library's values: the parameter moves there (as `.data = ...` does)
+            if not _ns.is_floating(arr) or arr.shape != old.shape:
+                raise TypeError(f"{where}: parameter {path!r} of shape {old.shape} holds floats; the value "
+                                f"assigned has shape {arr.shape} and dtype {arr.dtype}")
+            old.data = _ns.namespace(arr).asarray(arr, copy=True)
+            return
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"{where}: parameter {path!r} holds floats; the value assigned has dtype {arr.dtype}")
         if arr.shape != old.shape:
@@ -409,8 +415,8 @@ class Dense(Module):
         W = self.W
         if type(A_prev) is not Tensor:
             if not isinstance(A_prev, Tensor):
-                arr = np.asarray(A_prev)
-                if arr.dtype.kind not in "biuf":       # complex, strings, objects: never half-converted
+                arr = A_prev if _ns.is_foreign(A_prev) else np.asarray(A_prev)  # (another library's stays there)
+                if type(arr) is np.ndarray and arr.dtype.kind not in "biuf":  # complex, strings: never half-converted
                     raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {arr.dtype}")
                 A_prev = Tensor(arr, dtype=W.dtype)
         shape = A_prev.shape
@@ -607,7 +613,8 @@ def predict(model, X):
 
 
 def _output(output, where) -> np.ndarray:
-    A = output.data if isinstance(output, Tensor) else np.asarray(output)
+    A = output.data if isinstance(output, Tensor) else output
+    A = _ns.to_numpy(A) if _ns.is_foreign(A) else np.asarray(A)  # labels are NumPy's: values come back here
     if A.dtype.kind not in "biuf":
         raise TypeError(f"{where}: the output must hold real numbers, got dtype {A.dtype}")
     if A.ndim != 2 or A.shape[1] == 0:
@@ -641,7 +648,8 @@ def predicted_labels(output, from_logits=None) -> np.ndarray:
 
 def _true_labels(Y, n_y: int, m: int, where: str) -> np.ndarray:
     """Y as ints (m,): one-hot (n_y, m), labels (m,) or (1, m)."""
-    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+    Y = Y.data if isinstance(Y, Tensor) else Y
+    Y = _ns.to_numpy(Y) if _ns.is_foreign(Y) else np.asarray(Y)
     if Y.dtype.kind not in "biuf":
         raise TypeError(f"{where}: Y must hold numbers, got dtype {Y.dtype}")
     if Y.ndim == 2 and Y.shape == (n_y, m) and n_y > 1:          # one-hot columns

@@ -1,10 +1,15 @@
 """The primitives: the only code in tinygrad_dl that knows a derivative.
 
-Each op is one small class: a one-line math docstring, `forward` on ndarrays, and `backward(grad, out, *inputs)`
+Each op is one small class: a one-line math docstring, `forward` on arrays, and `backward(grad, out, *inputs)`
 returning one gradient per input. Rules use only operations that Tensors and ndarrays share (`*`, `@`, `.T`,
 `.reshape`, `.sum`, indexing) plus constant masks computed from values, so the same rule runs on raw ndarrays
 for a first-order backward and on Tensors (recording a graph) for grad-of-grad. A gradient may be returned
 shaped like the op's output: `Function` sums broadcast dimensions back to each input's shape.
+
+A forward computes in its inputs' array library: NumPy directly (the fast path, `type(x) is _ndarray`), any
+other Array API library through `namespace(x)` with the standard's names (`xp.exp`, `xp.sum`, `xp.permute_dims`);
+whatever NumPy's functions accept (numbers, dl.jit's stand-ins) takes NumPy's path.
+On such arrays the engine runs the rules on Tensors, so they reach the same forwards.
 
 Subclassing `_Primitive` registers a class (`tensor.PRIMITIVES`), wherever it is defined, and the property tests in
 tests/test_ops.py then require an entry for it in their domain table. The bottom of the file binds the Tensor's
@@ -16,7 +21,11 @@ import operator
 
 import numpy as np
 
-from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _value, derived
+from . import _namespace as _ns
+from ._namespace import namespace
+from .tensor import PRIMITIVES, Function, ShapeError, Tensor, _ndarray, _value, derived
+
+_foreign = _ns.is_foreign  # another library's array (not NumPy, nor what NumPy's functions take: numbers, stand-ins)
 
 
 class _Primitive(Function):
@@ -47,7 +56,7 @@ def _check_broadcast(op, a, b):
 
 def _mask(condition, like):
     """A constant 0/1 mask in the dtype of `like` (values, not graph)."""
-    return condition.astype(_value(like).dtype)
+    return _ns.astype(condition, _value(like).dtype)
 
 
 # ============================================================ elementwise arithmetic
@@ -143,7 +152,7 @@ class Pow(_Primitive):
 
     def forward(self, x):
         if self.p == -0.5:  # 1 / sqrt(x), as PyTorch: NaN at -inf and -inf at -0.0, where pow gives 0 and +inf
-            return 1.0 / np.sqrt(x)
+            return 1.0 / (np.sqrt(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).sqrt(x))
         return x ** self.p
 
     def backward(self, grad, out, x):
@@ -161,7 +170,7 @@ class Exp(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.exp(x)
+        return np.exp(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).exp(x)
 
     def backward(self, grad, out, x):
         return (grad * out,)
@@ -172,7 +181,7 @@ class Log(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log(x)
+        return np.log(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).log(x)
 
     def backward(self, grad, out, x):
         return (grad / x,)
@@ -183,7 +192,7 @@ class Tanh(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.tanh(x)
+        return np.tanh(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).tanh(x)
 
     def backward(self, grad, out, x):
         return (grad * (1.0 - out * out),)
@@ -194,7 +203,7 @@ class Abs(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.abs(x)
+        return np.abs(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).abs(x)
 
     def backward(self, grad, out, x):
         xv = _value(x)
@@ -210,7 +219,9 @@ class Maximum(_Primitive):
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("maximum", a, b)
-        return np.maximum(a, b)
+        if type(a) is _ndarray or not _foreign(a) or _ns.is_lazy(a):
+            return np.maximum(a, b)  # (NumPy beside Dask: Dask's own ufunc takes over)
+        return namespace(a).maximum(a, b)
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad
@@ -226,18 +237,23 @@ class Where(_Primitive):
     saves_values = False
 
     def __init__(self, cond):
-        cond = np.asarray(_value(cond))
-        if cond.dtype != np.bool_:
+        cond = _value(cond)
+        if type(cond) is not _ndarray:
+            cond = cond if _ns.is_foreign(cond) else np.asarray(cond)
+        if (cond.dtype != np.bool_) if type(cond) is _ndarray else not _ns.is_bool(cond):
             raise TypeError(f"where: the condition must be boolean (e.g. z > 0); got dtype {cond.dtype}")
         self.cond = cond
 
     def forward(self, a, b):
+        cond = self.cond
         if a.shape != b.shape:
             _check_broadcast("where", a, b)
         for v in (a, b):
-            if v.shape != self.cond.shape:
-                _check_broadcast("where", self.cond, v)
-        return np.where(self.cond, a, b)
+            if v.shape != cond.shape:
+                _check_broadcast("where", cond, v)
+        if type(cond) is type(a) is type(b) is _ndarray or not (_foreign(cond) or _foreign(a) or _foreign(b)):
+            return np.where(cond, a, b)
+        return _ns.common("where", cond, a, b).where(cond, a, b)
 
     def backward(self, grad, out, a, b):
         need_a, need_b = self.needs_grad  # a boolean mask multiplies in the gradient's dtype
@@ -249,7 +265,7 @@ class Log1p(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.log1p(x)
+        return np.log1p(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).log1p(x)
 
     def backward(self, grad, out, x):
         return (grad / (1.0 + x),)
@@ -260,7 +276,7 @@ class Sin(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.sin(x)
+        return np.sin(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).sin(x)
 
     def backward(self, grad, out, x):
         return (grad * _unary(Cos, x),)
@@ -271,7 +287,7 @@ class Cos(_Primitive):
     __slots__ = ()
 
     def forward(self, x):
-        return np.cos(x)
+        return np.cos(x) if type(x) is _ndarray or not _foreign(x) else namespace(x).cos(x)
 
     def backward(self, grad, out, x):
         return (-(grad * _unary(Sin, x)),)
@@ -288,16 +304,26 @@ class Cast(_Primitive):
     saves_values = False
 
     def __init__(self, dtype):
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:  # another library's dtype object (array_api_strict.float32, ...): checked where it runs
+            self.dtype = dtype
+            return
         if self.dtype.kind != "f":
             raise TypeError(f"astype: a Tensor holds floats (float64 or float32), not {self.dtype}; "
                             f"for integers or booleans use .numpy().astype(...)")
 
     def forward(self, x):
-        return x.astype(self.dtype)
+        if type(x) is _ndarray or not _foreign(x):
+            return x.astype(self.dtype)
+        xp = namespace(x)
+        dtype = _ns.dtype_in(xp, self.dtype)
+        if not xp.isdtype(dtype, "real floating"):
+            raise TypeError(f"astype: a Tensor holds floats (float64 or float32), not {dtype}")
+        return xp.astype(x, dtype)
 
     def backward(self, grad, out, x):
-        return (Cast(x.dtype)._record(grad) if isinstance(grad, Tensor) else grad.astype(x.dtype),)
+        return (Cast(x.dtype)._record(grad) if isinstance(grad, Tensor) else _ns.astype(grad, x.dtype),)
 
 
 # ============================================================ linear algebra
@@ -355,10 +381,12 @@ class Sum(_Primitive):
 
     def forward(self, x):
         self.axis = _axes(self.axis, x.ndim, "sum")
-        return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        if type(x) is _ndarray or not _foreign(x):
+            return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        return namespace(x).sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
-        return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape),)
+        return (broadcast_to(grad.reshape(_kept_shape(x.shape, self.axis)), x.shape, like=x),)
 
 
 class Max(_Primitive):
@@ -376,13 +404,20 @@ class Max(_Primitive):
         if empty:
             raise ShapeError(f"max: cannot take the max over axis {empty[0]} of shape {x.shape}: it is empty "
                              f"(the max of no numbers is undefined)")
-        return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        if type(x) is _ndarray or not _foreign(x):
+            return np.maximum.reduce(x, axis=self.axis, keepdims=self.keepdims)
+        return namespace(x).max(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad, out, x):
         kept = _kept_shape(x.shape, self.axis)
-        xv = _value(x)
-        hit = (xv == _value(out).reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
-        share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(_value(out).dtype)
+        xv, yv = _value(x), _value(out)
+        if type(xv) is _ndarray or not _foreign(xv):
+            hit = (xv == yv.reshape(kept)) | (xv != xv)  # a NaN anywhere in a slice makes its max NaN
+            share = (hit / hit.sum(axis=self.axis, keepdims=True)).astype(yv.dtype)
+        else:
+            xp = _ns.common("max", xv, yv)
+            hit = xp.astype((xv == xp.reshape(yv, kept)) | (xv != xv), yv.dtype)
+            share = hit / xp.sum(hit, axis=self.axis, keepdims=True)
         return (grad.reshape(kept) * share,)
 
 
@@ -401,7 +436,7 @@ class Reshape(_Primitive):
 
     def forward(self, x):
         try:
-            return x.reshape(self.shape)
+            return x.reshape(self.shape) if type(x) is _ndarray or not _foreign(x) else _ns.reshape(x, self.shape)
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}") from None
 
@@ -423,7 +458,9 @@ class Transpose(_Primitive):
         elif (len(self.axes) != x.ndim or any(not -x.ndim <= a < x.ndim for a in self.axes)
               or sorted(a % x.ndim for a in self.axes) != list(range(x.ndim))):
             raise ShapeError(f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
-        return x.transpose(self.axes)
+        if type(x) is _ndarray or not _foreign(x):
+            return x.transpose(self.axes)
+        return namespace(x).permute_dims(x, self.axes)
 
     def backward(self, grad, out, x):
         return (grad.transpose(tuple(np.argsort([a % out.ndim for a in self.axes]))),)
@@ -431,15 +468,18 @@ class Transpose(_Primitive):
 
 class BroadcastTo(_Primitive):
     """y = x repeated along broadcast axes to `shape`;  dx = dy summed over them (done by Function)"""
-    __slots__ = ("shape",)
+    __slots__ = ("shape", "chunks")
     saves_values = False
 
-    def __init__(self, shape):
+    def __init__(self, shape, chunks=None):
         self.shape = tuple(shape)
+        self.chunks = chunks  # Dask: the chunks of the result (those of the array it meets), not one huge block
 
     def forward(self, x):
         try:
-            return np.broadcast_to(x, self.shape)
+            if type(x) is _ndarray or not _foreign(x):
+                return np.broadcast_to(x, self.shape)
+            return _ns.broadcast_to(x, self.shape, self.chunks)
         except ValueError:
             raise ShapeError(f"broadcast_to: cannot broadcast {x.shape} to {self.shape}") from None
 
@@ -474,7 +514,7 @@ class GetItem(_Primitive):
         self.index, self.fancy = _index(index)
 
     def forward(self, x):
-        return x[self.index]
+        return x[self.index] if type(x) is _ndarray or not _foreign(x) else _ns.getitem(x, self.index, self.fancy)
 
     def backward(self, grad, out, x):
         return (scatter(grad, self.index, x.shape),)
@@ -490,6 +530,8 @@ class Scatter(_Primitive):
         self.shape = tuple(shape)
 
     def forward(self, x):
+        if type(x) is not _ndarray and _foreign(x):
+            return _ns.scatter(x, self.index, self.shape, self.fancy)
         y = np.zeros(self.shape, dtype=x.dtype)
         if self.fancy:
             np.add.at(y, self.index, x)  # integer arrays may repeat an index: contributions add up
@@ -518,7 +560,9 @@ class Concatenate(_Primitive):
             if x.ndim != len(first) or any(n != m for i, (n, m) in enumerate(zip(first, x.shape))
                                            if i != self.axis):
                 raise ShapeError(f"concatenate: shapes {[t.shape for t in xs]} differ outside axis {self.axis}")
-        return np.concatenate(xs, axis=self.axis)
+        if not any(type(x) is not _ndarray and _foreign(x) for x in xs):
+            return np.concatenate(xs, axis=self.axis)
+        return _ns.common("concatenate", *xs).concat(list(xs), axis=self.axis)
 
     def backward(self, grad, out, *xs):
         grads, start = [], 0
@@ -531,10 +575,14 @@ class Concatenate(_Primitive):
 
 # ============================================================ compositions the Tensor offers (no derivative here)
 
-def broadcast_to(x, shape):
-    """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays."""
+def broadcast_to(x, shape, like=None):
+    """x repeated to `shape` (NumPy broadcasting). Works on Tensors (recorded) and on ndarrays. `like`: the tensor
+    the result will meet; for a Dask array its chunks are taken over (a gradient spread back over a sum)."""
     if isinstance(x, Tensor):
-        return x if x.shape == tuple(shape) else BroadcastTo(shape)._record(x)
+        if x.shape == tuple(shape):
+            return x
+        chunks = _value(like).chunks if like is not None and _ns.is_lazy(_value(like)) else None
+        return BroadcastTo(shape, chunks)._record(x)
     out = np.empty(shape, dtype=x.dtype)  # a plain copy: cheaper than np.broadcast_to's view for small arrays
     np.copyto(out, x)                     # (a NumPy function, so that dl.jit can trace the rules that use it)
     return out
@@ -658,6 +706,13 @@ def _clip(self, min=None, max=None):
 
 def _clip_values(x, min, max):
     """[min <= x <= max] (False at NaN) and np.clip(x, min, max): the mask and the constant branch of clip."""
+    if type(x) is not _ndarray and _foreign(x):
+        inside = None
+        if min is not None:
+            inside = x >= min
+        if max is not None:
+            inside = x <= max if inside is None else inside & (x <= max)
+        return inside, namespace(x).clip(x, min, max)
     inside = np.ones(x.shape, dtype=bool)
     if min is not None:
         inside &= x >= min
@@ -678,6 +733,9 @@ def _squeeze(self, axis=None, *, dim=None):
 
 def _astype(self, dtype):
     """The values in another float dtype (differentiable; the gradient comes back in this tensor's dtype)."""
+    if type(self._data) is not _ndarray and _foreign(self._data):
+        dtype = _ns.dtype_in(namespace(self._data), dtype)
+        return self if dtype == self.dtype else Cast(dtype)._record(self)
     return self if np.dtype(dtype) == self.dtype else Cast(dtype)._record(self)
 
 

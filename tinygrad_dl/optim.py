@@ -10,6 +10,11 @@ the course's L2 term (lambd / (2 m)) sum ||W||^2 with weight_decay = lambd / m (
 the weights only: pass the model itself (its W's decay, its b's do not), or say `decay=[...]` / `decay="all"`.
 `state_dict()` / `load_state_dict()` save and resume training exactly (arrays only: `np.savez` writes them).
 
+Lazy gradients (Dask arrays: data on workers, parameters as NumPy arrays on the driver) are computed by `step()`
+all together, in one `dask.compute` that shares the forward and backward graph; `step(cost)` computes the cost in
+the same pass and returns its value. Parameters held in another library (CuPy, array_api_strict) are updated
+with that library's operations, in the same order of operations as NumPy's.
+
     >>> import numpy as np, tinygrad_dl as dl
     >>> W = dl.Tensor(np.ones((2, 3)), requires_grad=True)
     >>> opt = dl.optim.Adam([W], lr=0.01)
@@ -21,8 +26,8 @@ import math
 
 import numpy as np
 
-from . import _checks
-from .tensor import Tensor, replayed
+from . import _checks, _namespace as _ns
+from .tensor import Tensor, _ndarray, replayed
 
 __all__ = ["ExponentialAverage", "Optimizer", "GradientDescent", "SGD", "Momentum", "RMSprop", "Adam",
            "inverse_time_decay", "exponential_decay"]
@@ -69,8 +74,10 @@ class ExponentialAverage:
         """The current average (bias-corrected if asked); None before the first update."""
         if self.raw is None:
             return None
-        if isinstance(self.raw, np.ndarray):
-            return self.raw / self.correction if self.bias_correction else self.raw.copy()
+        if isinstance(self.raw, np.ndarray) or _ns.is_foreign(self.raw):
+            if self.bias_correction:
+                return self.raw / self.correction
+            return self.raw.copy() if isinstance(self.raw, np.ndarray) else self.raw * 1.0
         return self.raw / self.correction
 
     def update(self, x):
@@ -84,7 +91,9 @@ class ExponentialAverage:
         if isinstance(x, Tensor):
             x = x.data
         v, beta = self.raw, self.beta
-        if v is None:
+        if type(x) is not _ndarray and _ns.is_foreign(x):
+            self._update_any(x)
+        elif v is None:
             if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
                 self.raw = (1.0 - beta) * float(x)
             else:
@@ -104,6 +113,19 @@ class ExponentialAverage:
                                  f"shape {np.shape(x)}")
             self.raw = beta * v + (1.0 - beta) * float(x)
         self.t += 1
+
+    def _update_any(self, x):
+        """The same update on another library's array, in NumPy's order of operations."""
+        v = self.raw
+        if v is None:
+            self.raw = x * (1.0 - self.beta)
+            return
+        if v.shape != x.shape:
+            raise ValueError(f"ExponentialAverage.update: x has shape {x.shape} but the average so far has shape "
+                             f"{v.shape} (one average per array; use a new one for another shape)")
+        v = v * self._ratio
+        v = v + x
+        self.raw = v * (1.0 - self.beta)
 
     def __repr__(self):
         return f"ExponentialAverage(beta={self.beta}, bias_correction={self.bias_correction}, t={self.t})"
@@ -178,21 +200,24 @@ class Optimizer:
             p.grad = None
 
     @replayed
-    def step(self):
+    def step(self, cost=None):
         """One update of every parameter that has a gradient, in place, recording no graph. A gradient may be an
-        ndarray (what backward() leaves in `.grad`) or a Tensor (what dl.grad returns)."""
+        ndarray (what backward() leaves in `.grad`) or a Tensor (what dl.grad returns).
+
+        Lazy (Dask) gradients are computed first, all in ONE `dask.compute`, and `.grad` then holds their values.
+        With `cost` (the cost Tensor of this step) its value is computed in that same pass and returned as a
+        float, so logging the cost costs no second pass over the data; without it, step returns None."""
+        value = None if cost is None else self._compute_lazy(cost)
         wd = self.weight_decay
         for i, p in enumerate(self.params):
             dW = p.grad
             if dW is None:
                 continue
-            if type(dW) is not np.ndarray or dW.dtype.kind != "f":  # what backward() leaves: checked cheaply
-                if isinstance(dW, Tensor):
-                    dW = dW.data
-                if not isinstance(dW, np.ndarray) or dW.dtype.kind not in "fiu":
-                    raise TypeError(f"{type(self).__name__}.step: params[{i}].grad must be an array of floats (or a "
-                                    f"Tensor), got {type(dW).__name__}" + (f" of dtype {dW.dtype}"
-                                                                          if isinstance(dW, np.ndarray) else ""))
+            if type(dW) is not _ndarray or dW.dtype.kind != "f":  # what backward() leaves: checked cheaply
+                dW = self._gradient(i, p, dW)
+                if type(dW) is not _ndarray or type(p._data) is not _ndarray:
+                    self._step_any(i, p, dW)
+                    continue
             W = p._data
             if dW.shape != W.shape:
                 raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
@@ -207,6 +232,48 @@ class Optimizer:
                 dW = g
             self._update(i, W, dW)
             p._modified()  # a graph that saved p's old values now refuses to backpropagate through them
+        return value
+
+    def _gradient(self, i, p, dW):
+        """A gradient that is not a float ndarray: a Tensor's values, a lazy array computed (with all the others,
+        in one pass), another library's array as it is, integers as they are; anything else is refused."""
+        if isinstance(dW, Tensor):
+            dW = dW.data
+        if type(dW) is not _ndarray and _ns.is_lazy(dW):
+            self._compute_lazy(None)
+            dW = p.grad
+        if _ns.is_foreign(dW):
+            return dW
+        if not isinstance(dW, np.ndarray) or dW.dtype.kind not in "fiu":
+            raise TypeError(f"{type(self).__name__}.step: params[{i}].grad must be an array of floats (or a "
+                            f"Tensor), got {type(dW).__name__}" + (f" of dtype {dW.dtype}"
+                                                                  if isinstance(dW, np.ndarray) else ""))
+        return dW
+
+    def _compute_lazy(self, cost):
+        """Compute every lazy gradient (and the cost's value) in one `dask.compute`; `.grad` keeps the values."""
+        grads = [p.grad.data if isinstance(p.grad, Tensor) else p.grad for p in self.params]
+        c = cost.data if isinstance(cost, Tensor) else cost
+        *grads, c = _ns.compute(grads + [c])
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        return None if c is None else float(_ns.to_numpy(c).item())
+
+    def _step_any(self, i, p, dW):
+        """The update of a parameter held in another library, with its own operations (the order of NumPy's)."""
+        W = p._data
+        if dW.shape != W.shape:
+            raise ValueError(f"{type(self).__name__}.step: params[{i}] has shape {W.shape} but its grad has "
+                             f"shape {dW.shape}")
+        if type(W) is _ndarray:
+            raise TypeError(f"{type(self).__name__}.step: params[{i}] is a NumPy array but its gradient is a "
+                            f"{_ns.library_name(dW)} array; move the parameter there first "
+                            f"(p.data = xp.asarray(p.data))")
+        _ns.common(f"{type(self).__name__}.step", W, dW)
+        if self.weight_decay and self._decays[i]:
+            dW = dW + W * self.weight_decay
+        p._data = self._update_any(i, W, dW)  # (in place where the library can; a Dask array is replaced)
+        p._modified()
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
@@ -216,6 +283,10 @@ class Optimizer:
         return buf
 
     def _update(self, i, W, dW):
+        raise NotImplementedError
+
+    def _update_any(self, i, W, dW):
+        """`_update` on another library's arrays: returns the new W (computed in place where the library can)."""
         raise NotImplementedError
 
     # --- saving and resuming ----------------------------------------------------------------------------------
@@ -235,7 +306,7 @@ class Optimizer:
             for i, avg in enumerate(getattr(self, name)):
                 state[f"{name}.{i}.t"] = np.array(avg.t, dtype=np.int64)
                 if avg.raw is not None:
-                    state[f"{name}.{i}"] = np.array(avg.raw, copy=True)
+                    state[f"{name}.{i}"] = np.array(_ns.to_numpy(avg.raw), copy=True)
         return state
 
     def load_state_dict(self, state):
@@ -284,6 +355,8 @@ class Optimizer:
                         raise ValueError(f"{where}: {name}.{i} has shape {raw.shape} and dtype {raw.dtype}; "
                                          f"params[{i}] has shape {p.shape} (floats expected)")
                     raw = raw.copy()
+                    if type(p._data) is not _ndarray:  # the average lives where its parameter does
+                        raw = _ns.namespace(p._data).asarray(raw)
                 restored.append((avg, int(t), raw))
         self.lr = lr
         for avg, t, raw in restored:
@@ -305,6 +378,10 @@ class GradientDescent(Optimizer):
     def _update(self, i, W, dW):
         buf = np.multiply(dW, self.lr, out=self._buffer(i, W), casting="same_kind")
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        W -= dW * self.lr
+        return W
 
 
 class SGD(GradientDescent):
@@ -352,6 +429,12 @@ class Momentum(Optimizer):
         buf = np.multiply(v.raw, self.lr / v.correction, out=self._buffer(i, W), casting="same_kind")
         np.subtract(W, buf, out=W)
 
+    def _update_any(self, i, W, dW):
+        v = self.v[i]
+        v.update_(dW)
+        W -= v.raw * (self.lr / v.correction)
+        return W
+
 
 class RMSprop(Optimizer):
     """RMSprop: s = beta s + (1 - beta) dW**2 (an exponentially weighted average of squared gradients);
@@ -375,6 +458,12 @@ class RMSprop(Optimizer):
         np.divide(dW, buf, out=buf, casting="same_kind")
         buf *= self.lr
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        s = self.s[i]
+        s.update_(dW * dW)
+        W -= dW / (_ns.namespace(W).sqrt(s.raw) + self.eps) * self.lr
+        return W
 
 
 class Adam(Optimizer):
@@ -422,6 +511,13 @@ class Adam(Optimizer):
         np.divide(m.raw, buf, out=buf, casting="same_kind")
         buf *= self.lr / m.correction
         np.subtract(W, buf, out=W)
+
+    def _update_any(self, i, W, dW):
+        m, v = self.m[i], self.v[i]
+        m.update_(dW)
+        v.update_(dW * dW)
+        W -= m.raw / (_ns.namespace(W).sqrt(v.raw) / math.sqrt(v.correction) + self.eps) * (self.lr / m.correction)
+        return W
 
 
 # ============================================================ learning-rate decay (§3.3)

@@ -12,12 +12,16 @@ import copy
 import functools
 import inspect
 import math
+import operator
 import os
 import traceback
 import weakref
 
 import numpy as np
 
+from . import _namespace as _ns
+
+_ndarray, _generic = np.ndarray, np.generic  # fast-path tests: a module global reads faster than np.ndarray
 # Grad mode, anomaly mode and dl.jit's capture, per thread (and per asyncio task): one small int, read once per op.
 _GRAD, _ANOMALY, _CAPTURE = 1, 2, 4
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -109,7 +113,9 @@ class Tensor:
 
     Tensor(data, requires_grad=False, dtype=None, name=None): Python numbers, lists and integer arrays become
     float64; float32 stays float32. An ndarray is used without copying unless `requires_grad=True` (parameters
-    are copied, so in-place updates never touch the caller's array).
+    are copied, so in-place updates never touch the caller's array). An array of another library that follows the
+    Python Array API standard (Dask, CuPy, array_api_strict, ...) stays in its library: every op on it computes
+    there, and only `.item()`, `.numpy()`, `np.asarray(t)` and printing bring values back to NumPy.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "creator", "name", "_retain", "_version", "__weakref__")
@@ -124,12 +130,15 @@ class Tensor:
         elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flatten_lists(data)):
             raise TypeError("Tensor: a list of Tensors would cut them from the graph; join them with "
                             "dl.stack(tensors) (new axis) or dl.concatenate(tensors, axis) instead")
-        arr = np.array(data, dtype=dtype, copy=True) if requires_grad else np.asarray(data, dtype=dtype)
-        if dtype is None and arr.dtype.kind in "biu":
-            arr = arr.astype(np.float64)
-        if arr.dtype.kind != "f":
-            raise TypeError(f"Tensor: data must be floating point to carry a gradient; got dtype {arr.dtype} "
-                            f"(use float64 or float32)")
+        if type(data) is not _ndarray and _ns.is_foreign(data):
+            arr = _ns.as_float(data, dtype, copy=requires_grad)  # stays in its own library
+        else:
+            arr = np.array(data, dtype=dtype, copy=True) if requires_grad else np.asarray(data, dtype=dtype)
+            if dtype is None and arr.dtype.kind in "biu":
+                arr = arr.astype(np.float64)
+            if arr.dtype.kind != "f":
+                raise TypeError(f"Tensor: data must be floating point to carry a gradient; got dtype {arr.dtype} "
+                                f"(use float64 or float32)")
         self._data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -146,8 +155,9 @@ class Tensor:
 
     @property
     def data(self) -> np.ndarray:
-        """The values (an ndarray). Assigning to it (`t.data = ...`, `t.data -= ...`) counts as a change of the
-        tensor: a graph that saved it refuses to backpropagate through the old values."""
+        """The values: an ndarray, or the array of the library the tensor computes in (Dask, CuPy, ...; moving
+        parameters there is `p.data = xp.asarray(p.data)`). Assigning to it (`t.data = ...`, `t.data -= ...`)
+        counts as a change of the tensor: a graph that saved it refuses to backpropagate through the old values."""
         return self._data
 
     @data.setter
@@ -181,21 +191,26 @@ class Tensor:
     dtype = property(lambda self: self._data.dtype)
 
     def __len__(self):
-        return len(self._data)
+        if type(self._data) is _ndarray or self.ndim == 0:
+            return len(self._data)
+        return self.shape[0]
 
     def __bool__(self):
         return bool(self.data)  # as NumPy: a one-element tensor's truth; ambiguous for more (ValueError)
 
     def __float__(self):
-        return float(self.data.item())
+        return float(self.item())
 
     def numpy(self) -> np.ndarray:
-        """The value as an ndarray (shared, not copied)."""
-        return self.data
+        """The value as an ndarray (shared, not copied). For another library's array this is where values come
+        back to NumPy: a Dask array is computed, a GPU array copied to the host."""
+        data = self._data
+        return data if type(data) is _ndarray else _ns.to_numpy(data)
 
     def item(self) -> float:
-        """The value of a one-element tensor as a Python float."""
-        return self.data.item()
+        """The value of a one-element tensor as a Python float (computes it, for a Dask array)."""
+        data = self._data
+        return data.item() if type(data) is _ndarray else _ns.to_numpy(data).item()
 
     def detach(self) -> "Tensor":
         """The same values, cut from the graph (shares memory)."""
@@ -203,13 +218,14 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(t), plt.plot(t), ...: the values (the graph is not followed into NumPy)."""
+        data = self.numpy()
         if copy:
-            return np.array(self._data, dtype=dtype, copy=True)
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+            return np.array(data, dtype=dtype, copy=True)
+        return data if dtype is None else data.astype(dtype, copy=False)
 
     def tolist(self):
         """The values as (nested) Python lists of floats."""
-        return self._data.tolist()
+        return self.numpy().tolist()
 
     def retain_grad(self) -> "Tensor":
         """Keep `.grad` on this intermediate tensor after backward (leaves always keep theirs)."""
@@ -220,7 +236,13 @@ class Tensor:
         extra = f", name={self.name!r}" if self.name else ""
         extra += f", creator={self.creator.name}" if self.creator is not None else ""
         extra += ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self._data, precision=4, threshold=20, prefix="Tensor(")
+        data = self._data
+        if type(data) is not _ndarray and _ns.is_lazy(data):
+            return f"Tensor({data!r}{extra})"  # Dask's summary: printing never computes a lazy array
+        if type(data) is not _ndarray:
+            extra = f", array={_ns.library(data)}" + extra
+            data = _ns.to_numpy(data)
+        body = np.array2string(data, precision=4, threshold=20, prefix="Tensor(")
         return f"Tensor({body}, dtype={self.dtype}{extra})"
 
     # --- in-place updates: the course's `W -= alpha * dW`, under no_grad() -----------------------------
@@ -234,6 +256,8 @@ class Tensor:
             return NotImplemented  # a recorded tensor: Python falls back to the ordinary operator (a new node)
         value = _value(other)
         data = self._data
+        if type(data) is not _ndarray:
+            return self._inplace_foreign(value, symbol)
         if not data.flags.writeable:
             raise ValueError(f"in-place {symbol}: the data of this tensor{_called(self)} is read-only")
         result_shape = np.broadcast_shapes(data.shape, np.shape(value))
@@ -241,6 +265,19 @@ class Tensor:
             raise ShapeError(f"in-place {symbol}: the right side of shape {np.shape(value)} would change the tensor's "
                              f"shape {data.shape} to {result_shape}")
         ufunc(data, value, out=data, casting="same_kind")
+        self._modified()
+        return self
+
+    def _inplace_foreign(self, value, symbol):
+        """In place on another library's array: its own in-place operator (a Dask array, immutable, is replaced)."""
+        data = self._data
+        if not isinstance(value, (int, float)):
+            _ns.common(f"in-place {symbol}", data, value)
+        result_shape = np.broadcast_shapes(data.shape, np.shape(value))
+        if result_shape != data.shape:
+            raise ShapeError(f"in-place {symbol}: the right side of shape {np.shape(value)} would change the tensor's "
+                             f"shape {data.shape} to {result_shape}")
+        self._data = _INPLACE[symbol](data, value)
         self._modified()
         return self
 
@@ -269,7 +306,10 @@ class Tensor:
                              keep="leaves")
         seen = {id(_value(grad))}
         for t, g in grads.items():
-            if id(g) in seen or g.base is not None or not g.flags.writeable:
+            if type(g) is not _ndarray:
+                if id(g) in seen and not _ns.is_lazy(g):  # (a Dask array never changes: sharing is safe)
+                    g = _ns.namespace(g).asarray(g, copy=True)
+            elif id(g) in seen or g.base is not None or not g.flags.writeable:
                 g = g.copy()  # never alias a caller's array, a view, or an array another tensor also got
             seen.add(id(g))
             t.grad = g if t.grad is None else t.grad + g
@@ -281,6 +321,7 @@ class Tensor:
 
 
 _new = object.__new__
+_INPLACE = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv}
 
 
 def _flatten_lists(data):
@@ -293,6 +334,11 @@ def _flatten_lists(data):
 
 def _value(x):
     return x._data if isinstance(x, Tensor) else x
+
+
+def _shape(x) -> tuple:
+    x = _value(x)
+    return x.shape if hasattr(x, "shape") else np.shape(x)
 
 
 # --- what dl.jit's capture needs from the rest of the library ----------------------------------------------
@@ -420,7 +466,10 @@ class Function:
                 if type(b) is not Tensor:
                     b = _constant(b, a)
                     inputs = a, b
-                data = self.forward(a._data, b._data)
+                ad, bd = a._data, b._data
+                if type(ad) is not type(bd):  # one library, or NumPy beside Dask; never a silent conversion
+                    _ns.common(self.name.lower(), ad, bd)
+                data = self.forward(ad, bd)
                 needs = a.requires_grad or b.requires_grad
             elif len(inputs) == 1 and type(inputs[0]) is Tensor:
                 x = inputs[0]
@@ -428,17 +477,20 @@ class Function:
                 needs = x.requires_grad
             else:
                 inputs = _as_tensors(inputs)
-                data = self.forward(*[t._data for t in inputs])
+                arrays = [t._data for t in inputs]
+                if any(type(d) is not _ndarray for d in arrays):
+                    _ns.common(self.name.lower(), *arrays)
+                data = self.forward(*arrays)
                 needs = any(t.requires_grad for t in inputs)
         except ShapeError:
             raise
         except _OperandError as e:
             raise TypeError(f"{self.name.lower()}: {e}") from None
         except ValueError as e:  # NumPy's broadcasting errors, re-raised in our words
-            shapes = " and ".join(str(np.shape(_value(t))) for t in inputs)
+            shapes = " and ".join(str(_shape(t)) for t in inputs)
             raise ValueError(f"{self.name.lower()}: cannot combine shapes {shapes}: {e}") from None
-        if type(data) is not np.ndarray:
-            data = np.asarray(data)
+        if type(data) is not _ndarray and (isinstance(data, _generic) or not _ns.is_foreign(data)):
+            data = np.asarray(data)  # NumPy gives scalars for 0-d results
         mode = _mode.get()
         if mode & _ANOMALY:
             self.site = _user_site()
@@ -495,6 +547,8 @@ def _constant(x, ref):
     """Wrap a number or array as a constant Tensor; Python numbers take the dtype of the tensor beside them
     (NumPy 2's rule: a Python float never upcasts float32)."""
     if (type(x) is float or type(x) is int) and ref is not None:
+        if type(ref._data) is not _ndarray and not _ns.is_lazy(ref._data):
+            return Tensor._make(_ns.constant(x, ref._data))  # in the library of the tensor beside it
         # 0.0 == -0.0 and NaN != NaN: the cache holds only numbers whose equality means identity
         if x == x and (x != 0 or type(x) is int or math.copysign(1.0, x) > 0):
             key = (x, ref._data.dtype)
@@ -510,18 +564,26 @@ def _constant(x, ref):
     if x is None:
         raise _OperandError("an operand is None (a gradient that was never computed, or a value never set?)")
     if isinstance(x, (float, int, np.number)) and not isinstance(x, bool) and ref is not None:
-        return Tensor._make(np.asarray(x, dtype=ref._data.dtype))  # NumPy scalars too (not cached: they vary)
+        if type(ref._data) is _ndarray:
+            return Tensor._make(np.asarray(x, dtype=ref._data.dtype))  # NumPy scalars too (not cached: they vary)
+        return Tensor._make(_ns.constant(x.item() if isinstance(x, np.number) else x, ref._data))
     if isinstance(x, np.ndarray) and x.dtype == np.bool_ and ref is not None:
         return Tensor._make(derived(np.ndarray.astype, x, ref._data.dtype))  # a mask multiplies in the tensor's dtype
+    if ref is not None and _ns.is_foreign(x) and _ns.is_bool(x):
+        return Tensor._make(_ns.astype(x, ref._data.dtype))
     return Tensor(x)
 
 
 def sum_to_shape(g, shape):
     """Undo broadcasting: sum a gradient shaped like an op's output back to one input's `shape`.
-    Works on ndarrays and on Tensors (the one place broadcasting is undone)."""
+    Works on ndarrays and on Tensors (the one place broadcasting is undone), and on other libraries' arrays."""
     got = g.shape
     if got == shape:
         return g
+    if type(g) is not _ndarray and type(g) is not Tensor and _ns.is_foreign(g):
+        g = Tensor._make(g)  # another library's array: the Tensor's sum and reshape call its namespace
+        with _SetMode(_GRAD, False):
+            return sum_to_shape(g, shape)._data
     lead = g.ndim - len(shape)
     if lead < 0:
         raise _GradShapeError(f"returned a gradient of shape {got} for an input of shape {shape}; it must have "
@@ -575,6 +637,12 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
     grad_of, owned = {}, set()  # owned: ids of sums this pass allocated, safe to add into in place
     for r, g in zip(roots, grads or [None] * len(roots)):
         _accumulate(grad_of, owned, r, _root_grad(r, g, create_graph))
+    # Rules run on Tensors when recording (grad-of-grad) and for other libraries' arrays, whose forwards call the
+    # arrays' own namespace; a first-order NumPy pass runs them directly on ndarrays.
+    on_tensors = create_graph
+    for g in grad_of.values():
+        if type(g) is not _ndarray:
+            on_tensors = True
     mode = _mode.get()
     if mode & _CAPTURE:
         _capture.get().unsupported("a backward pass with grad(), create_graph or a hook")
@@ -590,7 +658,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             inputs = fn.inputs
             if fn.edits != _EDITS and fn.saves_values:  # something changed in place since fn ran: was it ours?
                 _check_unchanged(fn, t, inputs)
-            if create_graph or not fn.ndarray_backward:
+            if on_tensors or not fn.ndarray_backward:
                 in_grads = _tensor_rule(fn, g, t, create_graph)
             elif len(inputs) == 2:  # first order, on ndarrays; the direct two-input call: 2.8% fewer instructions per
                 # planar step than the generic call below (callgrind, 1.265M vs 1.301M)
@@ -606,8 +674,9 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             for x, gx in zip(inputs, in_grads):
                 if gx is not None and x.requires_grad:
                     xd = x._data
-                    if type(gx) is not np.ndarray or gx.shape != xd.shape or gx.dtype is not xd.dtype:
+                    if type(gx) is not _ndarray or gx.shape != xd.shape or gx.dtype is not xd.dtype:
                         gx = _fit(gx, x)
+                        on_tensors = on_tensors or type(gx) is not _ndarray  # another library's array from here on
                     if x in grad_of:
                         _accumulate(grad_of, owned, x, gx)
                     else:
@@ -615,7 +684,7 @@ def run_backward(roots, grads=None, *, retain_graph=False, create_graph=False, h
             if not retain_graph:
                 fn.inputs = None  # release the saved inputs: memory goes back now, a second pass is an error
     except _GradShapeError as e:
-        i = next((k for k, r in enumerate(in_grads) if r is not None and np.shape(_value(r)) != inputs[k].shape), "?")
+        i = next((k for k, r in enumerate(in_grads) if r is not None and _shape(r) != inputs[k].shape), "?")
         raise ShapeError(f"{fn.name}.backward {e} (input {i})") from None
     finally:
         _mode.reset(token)
@@ -644,7 +713,7 @@ def _tensor_rule(fn, g, out, create_graph):
     """Run a rule on Tensors: recorded for grad-of-grad, or under no_grad for rules written only for Tensors."""
     raw = fn.backward(g if type(g) is Tensor else Tensor._make(g), out, *fn.inputs)
     n = len(fn.inputs)
-    if isinstance(raw, (Tensor, np.ndarray)) or raw is None:
+    if isinstance(raw, (Tensor, np.ndarray)) or raw is None or _ns.is_foreign(raw):
         if n != 1:
             raise TypeError(f"{fn.name}.backward returned a single {type(raw).__name__}; it must return a tuple of "
                             f"{n} gradients, one per input (None for an input that needs none)")
@@ -658,7 +727,8 @@ def _tensor_rule(fn, g, out, create_graph):
     for i, (r, x) in enumerate(zip(raw, fn.inputs)):
         if r is None:
             continue
-        if not isinstance(r, (Tensor, np.ndarray, float, int, np.number)) or isinstance(r, bool):
+        if (not isinstance(r, (Tensor, np.ndarray, float, int, np.number)) or isinstance(r, bool)) \
+                and not _ns.is_foreign(r):
             raise TypeError(f"{fn.name}.backward: the gradient for input {i} is a {type(r).__name__}, "
                             f"expected a Tensor shaped like the input {x.shape} (or like the output)")
         if create_graph and x.requires_grad and not isinstance(r, Tensor):
@@ -670,7 +740,14 @@ def _tensor_rule(fn, g, out, create_graph):
                             f"gradient (was it computed from `.data`?); under create_graph=True its second "
                             f"derivatives would silently be 0. Write the rule with Tensor operations on grad, out "
                             f"and inputs")
-    return raw if create_graph else [None if r is None else np.asarray(_value(r)) for r in raw]
+    return raw if create_graph else [None if r is None else _array(_value(r)) for r in raw]
+
+
+def _array(r):
+    """A rule's result as an array: NumPy scalars and numbers become ndarrays; other libraries' arrays stay."""
+    if type(r) is _ndarray:
+        return r
+    return np.asarray(r) if isinstance(r, _generic) or not _ns.is_foreign(r) else r
 
 
 def _fit(r, x):
@@ -679,10 +756,10 @@ def _fit(r, x):
     if r.shape != xd.shape:
         r = sum_to_shape(r, xd.shape)
     if type(r) is not Tensor:
-        if type(r) is not np.ndarray:
-            r = np.asarray(r)  # NumPy gives scalars for 0-d results
+        if type(r) is not _ndarray:
+            r = _array(r)  # NumPy gives scalars for 0-d results
         if r.dtype is not xd.dtype and r.dtype != xd.dtype:
-            r = r.astype(xd.dtype)  # a float32 input gets a float32 gradient, whatever it met
+            r = _ns.astype(r, xd.dtype)  # a float32 input gets a float32 gradient, whatever it met
     return r
 
 
@@ -701,14 +778,26 @@ def _root_grad(r, g, create_graph):
         if r._data.size != 1:
             raise ValueError(f"backward: the output has shape {r.shape}, not a scalar; pass grad= of that shape "
                              f"(or reduce it first, e.g. cost = loss.mean())")
-        g = np.ones_like(r._data)
+        g = np.ones_like(r._data) if type(r._data) is _ndarray else _ns.namespace(r._data).ones_like(r._data)
     elif isinstance(g, Tensor):
         g = g if create_graph else g._data
+    elif type(r._data) is not _ndarray:
+        g = _foreign_grad(r._data, g)
     else:
         g = np.asarray(g, dtype=r.dtype)
     if g.shape != r.shape:
         raise ValueError(f"backward: grad has shape {g.shape} but the output has shape {r.shape}")
     return Tensor._make(g) if create_graph and not isinstance(g, Tensor) else g
+
+
+def _foreign_grad(out, g):
+    """A gradient handed in for an output in another library: its arrays must be ones the output combines with."""
+    xp = _ns.namespace(out)
+    if isinstance(g, np.ndarray) or _ns.is_foreign(g):
+        if _ns.common("backward", out, g) is not _ns.namespace(g):
+            g = xp.asarray(g)  # a NumPy gradient for a Dask output joins its graph (no NumPy-sized rule runs)
+        return g if g.dtype == out.dtype else _ns.astype(g, out.dtype)
+    return xp.asarray(g, dtype=out.dtype)
 
 
 def _accumulate(grad_of, owned, x, g):
@@ -717,13 +806,14 @@ def _accumulate(grad_of, owned, x, g):
     old = grad_of.get(x)
     if old is None:
         grad_of[x] = g
-    elif id(old) in owned and not isinstance(g, Tensor):
+    elif id(old) in owned and type(g) is _ndarray:
         np.add(old, g, out=old)
     else:
         new = old + g
         if type(new) is not Tensor:
-            new = np.asarray(new)  # 0-d sums come back as NumPy scalars
-            owned.add(id(new))
+            new = _array(new)  # 0-d sums come back as NumPy scalars
+            if type(new) is _ndarray:
+                owned.add(id(new))
         grad_of[x] = new
 
 
@@ -734,7 +824,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
     if grad_outputs is not None:
-        grad_outputs = [grad_outputs] if isinstance(grad_outputs, (Tensor, np.ndarray)) else list(grad_outputs)
+        single_grad = isinstance(grad_outputs, (Tensor, np.ndarray)) or _ns.is_foreign(grad_outputs)
+        grad_outputs = [grad_outputs] if single_grad else list(grad_outputs)
     for o in outputs:
         if not o.requires_grad:
             raise RuntimeError("grad: an output does not require grad (it does not depend on any input)")
@@ -764,7 +855,8 @@ def _user_site() -> str:
 
 
 def _check_finite(arr, fn, what):
-    if not np.all(np.isfinite(arr)):
-        kind = "NaN" if np.isnan(arr).any() else "inf"
+    xp = np if type(arr) is _ndarray or not _ns.is_foreign(arr) else _ns.namespace(arr)
+    if not bool(xp.all(xp.isfinite(arr))):  # (on a Dask array this computes: anomaly mode looks at every value)
+        kind = "NaN" if bool(xp.any(xp.isnan(arr))) else "inf"
         raise FloatingPointError(f"detect_anomaly: {fn.name} produced {kind} in its {what} "
                                  f"(op created at {getattr(fn, 'site', None) or '<unknown>'})")

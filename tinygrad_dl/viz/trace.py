@@ -56,6 +56,11 @@ def trace(root, grad=None, *, gradients=True) -> Trace:
         raise GraphReleasedError(
             "viz: this graph was already released by backward() (ops no longer hold their inputs); draw it "
             "before calling backward(), or call backward(retain_graph=True)") from None
+    other = next((t.data for t in tensors if not isinstance(t.data, np.ndarray)), None)
+    if other is not None:  # the pictures show values: they would have to be computed and copied here, silently
+        library = type(other).__module__.split(".")[0]
+        raise TypeError(f"viz draws graphs of NumPy tensors; this one holds arrays of {library}. Draw the same "
+                        f"computation on NumPy arrays (a few columns of the data are enough)")
     grads, steps, seeds, note = {}, [], {}, ""
     live = [r for r in roots if r.requires_grad]
     if gradients and live:
