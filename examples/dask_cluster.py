@@ -22,9 +22,10 @@ import time
 
 import numpy as np
 
-import common
-import tinygrad_dl as dl
-import tinygrad_dl.functional as F
+if __name__ == "__main__":  # the driver only: the cluster's worker processes import this file too, and need NumPy
+    import common           # alone (matplotlib and the rest would take a third of a worker's memory limit)
+    import tinygrad_dl as dl
+    import tinygrad_dl.functional as F
 
 LAYER_DIMS = [64, 64, 32, 10]
 
@@ -87,10 +88,10 @@ def train(model, X, y, steps, lr, desc):
     return costs, (time.perf_counter() - start) / steps
 
 
-@dl.no_grad()
 def accuracy(model, X, y) -> float:
     """The fraction of examples whose largest logit is their label (computed where the data are)."""
-    Z = model(X).data
+    with dl.no_grad():
+        Z = model(X).data
     xp = dl.array_namespace(Z)
     return float(xp.mean(xp.astype(xp.argmax(Z, axis=0) == y, xp.float64)))
 
@@ -112,7 +113,7 @@ def main():
         p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)"),
         p.add_argument("--memory-limit", type=int, default=256, help="memory limit per worker in MiB (default 256)"),
         p.add_argument("--chunk", type=int, default=20_000, help="examples per chunk (default 20,000)")))
-    m, steps = (20_000, 3) if args.quick else (args.m, args.steps)
+    m, steps, chunk = (20_000, 3, 5_000) if args.quick else (args.m, args.steps, args.chunk)
     from dask.distributed import Client, LocalCluster
 
     from sklearn.datasets import load_digits
@@ -129,9 +130,10 @@ def main():
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                       memory_limit=f"{args.memory_limit}MiB", dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        X, y = lazy_data(client, images, labels, m, args.chunk, args.seed)
-        print(f"X: {X.shape} in {X.numblocks[1]} chunks of {args.chunk} columns, generated on the workers")
-        client.run(peak_rss_mb, True)
+        X, y = lazy_data(client, images, labels, m, chunk, args.seed)
+        print(f"X: {X.shape} in {X.numblocks[1]} chunks of {chunk} columns, generated on the workers")
+        start_mb = sorted(client.run(peak_rss_mb, True).values())
+        print(f"workers start at {', '.join(f'{w:.0f}' for w in start_mb)} MB")
         driver_before = peak_rss_mb(reset=True)
         model = network(args.seed)
         lazy_costs, lazy_seconds = train(model, X, y, steps, args.lr, "dask")
@@ -139,7 +141,7 @@ def main():
         driver_peak = peak_rss_mb()
         lazy_train_acc = accuracy(model, X, y)
 
-    X_np, y_np = numpy_data(images, labels, m, args.chunk, args.seed)
+    X_np, y_np = numpy_data(images, labels, m, chunk, args.seed)
     twin = network(args.seed)
     numpy_costs, numpy_seconds = train(twin, X_np, y_np, steps, args.lr, "numpy")
     cost_diff = max(abs(a - b) for a, b in zip(lazy_costs, numpy_costs))
