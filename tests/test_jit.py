@@ -542,6 +542,77 @@ def test_gradients_accumulate_without_zero_grad():
     assert b[2].cache_info().replays == 4
 
 
+def wide_net(seed, dtype, optimizer):
+    rng = np.random.default_rng(seed)
+    model = nn.Sequential(nn.Dense(80, 64, rng=rng, dtype=dtype), nn.ReLU(), nn.Dense(64, 3, rng=rng, dtype=dtype))
+    return model, OPTIMIZERS[optimizer](model, 0.05)
+
+
+def wide_step(model, opt, X, labels):
+    cost = F.cross_entropy(model(X), labels)
+    cost.backward()
+    opt.step()
+    opt.zero_grad()
+    return cost
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_a_step_followed_by_zero_grad_updates_in_the_gradients_bit_for_bit(optimizer, dtype):
+    """A 64 x 80 weight's gradient serves as the optimizer's scratch buffer when zero_grad() follows the step
+    (RMSprop still divides by dW after writing its buffer: it keeps its own). Every number stays eager's."""
+    (m1, o1), (m2, o2) = wide_net(3, dtype, optimizer), wide_net(3, dtype, optimizer)
+    fast = dl.jit(lambda X, labels: wide_step(m2, o2, X, labels))
+    r = np.random.default_rng(0)
+    for k in range(5):
+        X, labels = r.standard_normal((80, 7 + k % 2)).astype(dtype), r.integers(0, 3, 7 + k % 2)
+        o1.lr = o2.lr = 0.05 / (1 + k)
+        c1, c2 = wide_step(m1, o1, X, labels), fast(X, labels)
+        assert_same(c1.data, c2.data, f"step {k}: cost")
+        for (name, p), q in zip(m1.named_parameters(), m2.parameters()):
+            assert_same(p.data, q.data, f"step {k}: {name}")
+            assert p.grad is None and q.grad is None
+        for (n1, a1), (n2, a2) in zip(optimizer_state(o1), optimizer_state(o2)):
+            assert_same(a1, a2, f"step {k}: optimizer state {n1}")
+    code = fast._last.code
+    assert ("_step_in_gradients((dlayers_0_W, None, None, None))" in code) == (optimizer != "rmsprop"), code
+    assert "opt.step()" in fast.source and "_step_in_gradients" not in fast.source
+    assert fast.cache_info().replays == 3 and fast.cache_info().captures == 2
+
+
+def test_gradients_the_step_does_not_own_are_never_used_as_scratch():
+    """A gradient left in .grad before the call is added onto, never written into; a subclass's own update rule
+    (which may read dW after writing its buffer) keeps the optimizer's own buffers."""
+    (m1, o1), (m2, o2) = wide_net(5, np.float64, "gd"), wide_net(5, np.float64, "gd")
+    fast = dl.jit(lambda X, labels: wide_step(m2, o2, X, labels))
+    r = np.random.default_rng(1)
+    for k in range(4):
+        X, labels = r.standard_normal((80, 6)), r.integers(0, 3, 6)
+        held = r.standard_normal((64, 80))
+        kept = held.copy()
+        m1.layers[0].W.grad, m2.layers[0].W.grad = held.copy(), held
+        wide_step(m1, o1, X, labels), fast(X, labels)
+        assert_same(kept, held, f"step {k}: the array left in .grad")
+        for p, q in zip(m1.parameters(), m2.parameters()):
+            assert_same(p.data, q.data, f"step {k}: {p.name}")
+    assert fast.cache_info().replays == 3
+
+    class Halved(dl.optim.GradientDescent):
+        def _update(self, i, W, dW):
+            buf = self._buffer(i, W)
+            np.multiply(dW, self.lr / 2, out=buf)
+            np.subtract(W, buf, out=W)
+            np.add(W, dW * 0.0, out=W)  # reads dW after writing its buffer
+    (m1, _), (m2, _) = wide_net(5, np.float64, "gd"), wide_net(5, np.float64, "gd")
+    o1, o2 = Halved(m1, 0.1), Halved(m2, 0.1)
+    halved = dl.jit(lambda X, labels: wide_step(m2, o2, X, labels))
+    for k in range(3):
+        wide_step(m1, o1, X, labels), halved(X, labels)
+        for p, q in zip(m1.parameters(), m2.parameters()):
+            assert_same(p.data, q.data, f"subclass, step {k}: {p.name}")
+    assert "_step_in_gradients" not in halved._last.code
+
+
 def test_returned_values_are_fresh():
     a, b = twins(lambda model, opt, X, Y: (standard(model, opt, X, Y), model(X).detach()))
     X, Y = data(0)

@@ -207,10 +207,11 @@ class _Stmt:
     "mutate" (in place on `target`), "input" (an argument or a leaf read), "effect" (a Function's own method),
     "escape" (a replayed call, a .grad write, the return: what it uses leaves the program)."""
 
-    __slots__ = ("tokens", "defs", "uses", "kind", "target", "fold")
+    __slots__ = ("tokens", "defs", "uses", "kind", "target", "fold", "shown")
 
     def __init__(self, tokens, defs, uses, kind, target=None):
         self.tokens, self.defs, self.uses, self.kind, self.target, self.fold = tokens, defs, uses, kind, target, False
+        self.shown = None  # what `source` shows instead of the tokens (None: the tokens)
 
     @property
     def effect(self):
@@ -1039,6 +1040,7 @@ class _Program:
                 pname = sym.name = _unique(_identifier(sym.hint), taken)
             params.append(pname)
         stmts = head + stmts
+        _grads_as_scratch(stmts, b)
         for c in b.consts.values():
             if id(c.obj) in tensor_args:
                 c.name = tensor_args[id(c.obj)]
@@ -1063,7 +1065,8 @@ class _Program:
         for i, st in enumerate(stmts):
             line = "    " + "".join(t if type(t) is str else t.name for t in st.tokens)
             lines.append(line)
-            shown.append(line)
+            shown.append(line if st.shown is None else
+                         "    " + "".join(t if type(t) is str else t.name for t in st.shown))
             if dying.get(i) and i < len(stmts) - 1:  # free each value after its last use, as eager mode does
                 lines.append("    del " + ", ".join(sorted(dying[i])))
         name = _identifier(fn_name)
@@ -1185,6 +1188,47 @@ def _fold(stmts, b):
             continue
         out.append(st)
     return out
+
+
+def _grads_as_scratch(stmts, b):
+    """`opt.step()` directly followed by `opt.zero_grad()`: the gradients the program has just written to `.grad`
+    are seen by nobody once zero_grad drops them, so the step may use them as its scratch buffers (cache-warm, as
+    a hand-written `dW *= lr; W -= dW` uses them) instead of the optimizer's own (`_step_in_gradients`). Only the
+    library's own optimizers (their updates are known to read dW no more once the buffer is written), and only
+    gradients that share memory with no other value of the program and are used by nothing but their write."""
+    from .optim import Optimizer  # (optim imports the engine; the engine does not import jit)
+    writes, users = {}, _users(stmts)
+    for st in stmts:  # owner.grad = g if owner.grad is None else owner.grad + g
+        if st.kind == "escape" and len(st.tokens) == 9 and st.tokens[1] == ".grad = " and type(st.tokens[2]) is _Sym:
+            writes[id(st.tokens[0])] = st.tokens[2]
+    if not writes:
+        return
+    values = [d.value for st in stmts for d in st.defs] + [c.obj for c in b.consts.values()
+                                                           if isinstance(c.obj, np.ndarray)]
+    for st, nxt in zip(stmts, stmts[1:]):
+        opt = st.tokens[0] if st.kind == "escape" and len(st.tokens) == 3 else None
+        if type(opt) is not _Const or st.tokens[1:] != [".step(", ")"] or nxt.tokens != [opt, ".zero_grad(", ")"]:
+            continue
+        kind = type(opt.obj)
+        if not isinstance(opt.obj, Optimizer) or kind.__module__ != Optimizer.__module__ or \
+                kind.step is not Optimizer.step or not kind._grad_as_scratch:
+            continue
+        grads = []
+        for p in opt.obj.params:
+            owner = b.consts.get(id(p))
+            g = None if owner is None else writes.get(id(owner))
+            if g is None or len(users.get(id(g), ())) != 1 or type(g.value) is not np.ndarray or \
+                    g.value.size < _WARM_SCRATCH or sum(np.may_share_memory(v, g.value) for v in values) != 1:
+                g = None
+            grads.append(g)
+        if any(g is not None for g in grads):
+            st.shown = list(st.tokens)
+            st.tokens = [opt, "._step_in_gradients(("] + [t for i, g in enumerate(grads) for t in (
+                [", "] if i else []) + [g if g is not None else "None"]] + [",))" if len(grads) == 1 else "))"]
+            st.uses = [g for g in grads if g is not None]
+
+
+_WARM_SCRATCH = 4096  # elements: below this, an optimizer's own scratch buffer stays in cache anyway
 
 
 def _inline_transposes(stmts):

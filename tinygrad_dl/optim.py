@@ -140,6 +140,7 @@ class Optimizer:
 
     _settings: tuple = ()     # attribute names of the constructor's numbers, saved and checked by load_state_dict
     _averages: tuple = ()     # attribute names of lists of ExponentialAverage, one per parameter
+    _grad_as_scratch = True   # `_update` reads dW no more once it has written into its scratch buffer
 
     def __init__(self, params, lr, weight_decay=0.0, decay=None):
         where = type(self).__name__
@@ -192,6 +193,17 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr = _checks.nonneg(value, type(self).__name__, "lr")
+        self._lr_arrays = {}
+
+    def _lr_in(self, dtype):
+        """lr as a 0-d array of a float gradient's dtype: the number NumPy makes of the Python float for that
+        dtype, without converting it at every multiplication (about 250 ns per parameter and step)."""
+        k = self._lr_arrays.get(dtype)
+        if k is None:
+            if dtype.kind != "f":
+                return self._lr
+            k = self._lr_arrays[dtype] = np.asarray(self._lr, dtype=dtype)
+        return k
 
     @replayed  # dl.jit's replay calls it again (as `step`): what it does depends on state outside the graph
     def zero_grad(self):
@@ -274,6 +286,22 @@ class Optimizer:
             dW = dW + W * self.weight_decay
         p._data = self._update_any(i, W, dW)  # (in place where the library can; a Dask array is replaced)
         p._modified()
+
+    def _step_in_gradients(self, grads):
+        """`step()` for dl.jit's replay when `zero_grad()` follows at once: grads[i] (or None) is a fresh array of
+        the replay that nothing else holds; if it is still params[i].grad, it serves as that parameter's scratch
+        buffer, which is cache-warm where the optimizer's own is not. The numbers are step()'s, bit for bit."""
+        own = self._scratch
+        scratch = list(own)
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is not None and p.grad is g and type(p._data) is _ndarray and g.dtype == p._data.dtype \
+                    and g.shape == p._data.shape:
+                scratch[i] = g
+        self._scratch = scratch
+        try:
+            return self.step()
+        finally:
+            self._scratch = own
 
     def _buffer(self, i, W) -> np.ndarray:
         """A scratch array shaped like W, allocated once per parameter."""
@@ -376,7 +404,7 @@ class GradientDescent(Optimizer):
         super().__init__(params, lr, weight_decay, decay)
 
     def _update(self, i, W, dW):
-        buf = np.multiply(dW, self.lr, out=self._buffer(i, W), casting="same_kind")
+        buf = np.multiply(dW, self._lr_in(dW.dtype), out=self._buffer(i, W), casting="same_kind")
         np.subtract(W, buf, out=W)
 
     def _update_any(self, i, W, dW):
@@ -443,6 +471,7 @@ class RMSprop(Optimizer):
 
     _settings = ("beta", "eps")
     _averages = ("s",)
+    _grad_as_scratch = False  # its update divides dW by the scratch buffer
 
     def __init__(self, params, lr, beta=0.999, eps=1e-8, *, weight_decay=0.0, decay=None):
         super().__init__(params, lr, weight_decay, decay)
