@@ -236,3 +236,42 @@ def test_a_transposed_matmul_rule_is_caught(monkeypatch):
     with pytest.raises(AssertionError, match="input 1"):
         assert_grad_close(lambda a, b: a @ b, [np.ones((2, 3)), np.arange(12.0).reshape(3, 4)],
                           grad_output=np.arange(8.0).reshape(2, 4))
+
+
+# ============================================================ where's branch-free path: np.where's bits, always
+
+_SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.5, -2.25, 1e-310, 3e38]
+
+
+@given(dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.sampled_from([5, 4095, 4096, 9000]),
+       zero_side=st.sampled_from(["a", "b", "neither", "negative zero"]), seed=st.integers(0, 2**32 - 1))
+def test_select_gives_the_bits_of_np_where(dtype, n, zero_side, seed):
+    """ops.select (Where's forward) against np.where, byte for byte: NaN payloads and signs, -0.0, infinities,
+    subnormals, on both sides of the size threshold, with the 0-d zero on either side (or a -0.0, which is not
+    +0.0 and takes np.where)."""
+    r = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        x = r.choice(np.array(_SPECIAL, dtype=dtype), size=(n,)) * r.choice([1, 1, 3], size=(n,)).astype(dtype)
+    bits = x.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[x.itemsize])
+    nan = np.isnan(x)
+    bits[nan] |= r.integers(0, 4, size=int(nan.sum())).astype(bits.dtype)  # several NaN payloads
+    cond = r.random(n) < 0.5
+    zero = np.asarray(-0.0 if zero_side == "negative zero" else 0.0, dtype)
+    a, b = {"a": (zero, x), "b": (x, zero), "neither": (x, x[::-1].copy()), "negative zero": (zero, x)}[zero_side]
+    got, want = ops.select(cond, a, b), np.where(cond, a, b)
+    assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+    assert got.base is None and got.flags.writeable
+
+
+def test_relu_forward_and_gradient_on_a_large_random_mask():
+    """The path relu takes on large arrays, against the course's formula in NumPy: max(0, z), slope [z > 0]."""
+    z = np.random.default_rng(3).standard_normal((64, 100))
+    z[0, :4] = [0.0, -0.0, np.nan, -np.inf]
+    t = dl.Tensor(z, requires_grad=True)
+    y = dl.functional.relu(t)
+    y.backward(np.ones_like(z))
+    with np.errstate(invalid="ignore"):
+        want = np.where(np.isnan(z), z, np.maximum(z, 0.0))
+    assert np.array_equal(y.data, want, equal_nan=True)
+    assert not np.signbit(y.data[0, 1])  # relu(-0.0) = +0.0
+    assert np.array_equal(t.grad, (~(z <= 0)).astype(float))

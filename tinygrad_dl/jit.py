@@ -62,6 +62,7 @@ import warnings
 import numpy as np
 
 from . import _namespace as _ns
+from .ops import select as _select
 from .tensor import (PRIMITIVES, REPLAYED, Function, Tensor, _ANOMALY, _CAPTURE, _CONSTANTS, _GRAD, _capture,
                      _mode, sum_to_shape, toposort)
 
@@ -386,6 +387,10 @@ class _Builder:
         value = func(*_val(args), **_val(kwargs))
         if value is None:
             raise _Untraceable(f"{name} returned None (an in-place function)")
+        if func is np.where and len(args) == 3 and not kwargs:  # replayed as Where's forward computes it
+            sym = self.define(value, [self.const(_select, "select"), "("] + self.arguments(args, kwargs) + [")"])
+            self.stmts[-1].shown = [sym, " = ", name, "("] + self.arguments(args, kwargs) + [")"]
+            return sym
         return self.define(value, [name, "("] + self.arguments(args, kwargs) + [")"])
 
     def method(self, obj, name, args, kwargs):
