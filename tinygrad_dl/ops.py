@@ -236,22 +236,19 @@ _BITS = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, np.dtyp
 
 def select(cond, a, b):
     """np.where(cond, a, b), bit for bit. When one side is a 0-d +0.0 (relu's where(z <= 0, 0, z)) and the array is
-    large, the other side's bits are ANDed with a mask made from cond, with no branch per element: np.where takes
+    large, the other side's bits are multiplied, as integers, by the 0/1 mask: no branch per element. np.where takes
     one, and mispredicts it on about half the elements of a random mask (numpy 2.4, one thread, (256, 1797)
-    arrays: 2.2 ms in float32 and float64, against 0.27 ms and 0.59 ms). The result owns its memory, as np.where's."""
+    arrays: 2.2 ms in float32 and float64, against 0.19 ms and 0.42 ms). The result owns its memory, as np.where's."""
     if type(cond) is type(a) is type(b) is _ndarray and cond.size >= 4096 and cond.dtype == np.bool_ \
             and a.dtype == b.dtype:
         bits = _BITS.get(a.dtype)
         if bits is not None and (a.ndim == 0 and b.shape == cond.shape and not a.view(bits)
                                  or b.ndim == 0 and a.shape == cond.shape and not b.view(bits)):
             out = np.empty(cond.shape, a.dtype)
-            mask = out.view(bits)
-            if a.ndim == 0:
-                np.subtract(cond, 1, out=mask, dtype=bits)    # 0 where cond, all bits set elsewhere
-                np.bitwise_and(mask, b.view(bits), out=mask)
+            if a.ndim == 0:  # the bits of b times [not cond], as integers: b's bits or 0 (+0.0)
+                np.multiply(b.view(bits), ~cond, out=out.view(bits))
             else:
-                np.negative(cond, out=mask, dtype=bits)       # all bits set where cond, 0 elsewhere
-                np.bitwise_and(mask, a.view(bits), out=mask)
+                np.multiply(a.view(bits), cond, out=out.view(bits))
             return out
     return np.where(cond, a, b)
 
