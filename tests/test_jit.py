@@ -148,7 +148,8 @@ def test_random_programs_replay_bit_for_bit(recipe, dtype, seed):
             assert_same(a.data, b.data, f"step {k}: {name}")
         assert eager[2].bit_generator.state == jitted[2].bit_generator.state
     info = fast.cache_info()
-    assert info.replays == steps - 1 and info.eager == 0, info
+    # (a branch taken at the first capture, such as plain binary cross-entropy, may fail on later data: once)
+    assert info.captures + info.replays == steps and info.captures <= 2 and info.eager == 0, info
 
 
 def test_the_programs_cover_every_primitive():
@@ -280,7 +281,9 @@ def test_random_networks_train_bit_for_bit(net):
                 assert l1.rng.bit_generator.state == l2.rng.bit_generator.state
     info = fast.cache_info()
     keys = {(m, k not in net["evals"] or net["keep_prob"] is None) for k, m in enumerate(net["batches"])}
-    assert info.eager == 0 and info.captures + info.replays == len(net["batches"]) and info.captures <= len(keys)
+    # (plain binary cross-entropy, taken at a capture, may not hold for a later batch: captured again, once)
+    assert info.eager == 0 and info.captures + info.replays == len(net["batches"]) and \
+        info.captures <= len(keys) * (2 if net["loss"] == "bce" else 1)
 
 
 # ============================================================ what a replay cannot repeat: eager, with a warning
@@ -611,6 +614,58 @@ def test_gradients_the_step_does_not_own_are_never_used_as_scratch():
         for p, q in zip(m1.parameters(), m2.parameters()):
             assert_same(p.data, q.data, f"subclass, step {k}: {p.name}")
     assert "_step_in_gradients" not in halved._last.code
+
+
+def bce_step(model, opt, X, Y, scale):
+    cost = F.binary_cross_entropy(F.sigmoid(model(X) * scale), Y)  # a scale of 100 saturates the sigmoid
+    cost.backward()
+    opt.step()
+    return cost
+
+
+def test_a_branch_taken_at_the_capture_is_checked_and_captured_again():
+    """Plain binary cross-entropy is captured behind a check; data whose sigmoid saturates (a clamped log) stops
+    the replay before it changes anything, and the call is captured again in the general form, which then serves
+    every kind of data. Every step equals eager's, the gradients accumulating across calls (no zero_grad)."""
+    a, b = twins(bce_step)
+    kinds = ["plain", "plain", "clamped", "clamped", "plain", "clamped", "plain"]
+    for k, kind in enumerate(kinds):
+        X, Y = data(k)
+        scale = np.asarray(100.0 if kind == "clamped" else 1.0)
+        ca, cb = a[2](X, Y, scale), b[2](X, Y, scale)
+        assert_same(ca.data, cb.data, f"step {k} ({kind}): cost")
+        assert_twins_equal(a, b)
+        if k == 1:
+            assert "_plain_bce(lo, hi)" in b[2].source
+    assert "_plain_bce" not in b[2].source and "C0, C1, Y_safe, one_minus_Y = _bce_safe" in b[2].source
+    info = b[2].cache_info()
+    assert (info.captures, info.replays, info.eager) == (2, 5, 0), info
+
+
+def test_no_branch_is_kept_after_a_step_or_a_dropout_draw():
+    """A replay stopped halfway must leave everything as it was: after an optimizer step (or a dropout mask drawn)
+    the capture takes the general form, with no check."""
+    def twice(model, opt, X, Y, scale):
+        bce_step(model, opt, X, Y, scale)
+        return bce_step(model, opt, X, Y, scale)
+    a, b = twins(twice)
+    for k in range(4):
+        X, Y = data(k)
+        scale = np.asarray(100.0 if k == 2 else 1.0)
+        assert_same(a[2](X, Y, scale).data, b[2](X, Y, scale).data, f"step {k}: cost")
+        assert_twins_equal(a, b)
+        if k == 1:  # the first bce_step's branch is checked (before any effect), the second's is not kept
+            assert b[2].source.count("_plain_bce(lo, hi)") == 1 and b[2].source.count("= _bce_safe(") == 1
+    assert b[2].source.count("_plain_bce(lo, hi)") == 0 and b[2].source.count("= _bce_safe(") == 2
+    assert b[2].cache_info().captures == 2
+    (m1, o1), (m2, o2) = small_net(0, keep_prob=0.7), small_net(0, keep_prob=0.7)
+    fast = dl.jit(lambda X, Y, scale: bce_step(m2, o2, X, Y, scale))
+    for k in range(3):
+        X, Y = data(k)
+        scale = np.asarray(100.0 if k == 1 else 1.0)
+        assert_same(bce_step(m1, o1, X, Y, scale).data, fast(X, Y, scale).data, f"dropout, step {k}: cost")
+        assert_twins_equal((m1,), (m2,))
+    assert "_plain_bce" not in fast.source and fast.cache_info().captures == 1
 
 
 def test_returned_values_are_fresh():

@@ -43,7 +43,7 @@ import numpy as np
 from . import _checks, _namespace as _ns
 from ._namespace import namespace
 from .ops import where
-from .tensor import Tensor, _ndarray, derived, is_capturing, replayed
+from .tensor import Tensor, _ndarray, branch, derived, is_capturing, replayed
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "softmax", "log_softmax", "logsumexp", "softplus",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "mse", "l2_penalty",
@@ -336,6 +336,14 @@ def _plain_bce(lo, hi) -> bool:
     return lo >= 1e-4 and 1.0 - hi > _TINY
 
 
+def _one_minus(y):
+    """1 - y (a target's complement)."""
+    return 1.0 - y
+
+
+_one_minus.outputs = ("one_minus_Y",)
+
+
 def _bce_safe(A, Y, lo, hi):
     """The constants of binary cross-entropy's general form: A + C0 and C1 - A are A and 1 - A where their log is
     above -100 and exactly 1 (log 0) where it is clamped; the coefficients Y and 1 - Y are 0 there."""
@@ -545,14 +553,15 @@ def binary_cross_entropy(A, Y) -> Tensor:
     if type(A._data) is not _ndarray and _foreign(A._data):
         return _bce_any(A, Y, inv_m)
     lo, hi = derived(_check_probabilities, A)
-    if lo >= 1e-4 and 1.0 - hi > _TINY and not is_capturing():  # (_plain_bce, written out: every step runs it)
+    if lo >= 1e-4 and 1.0 - hi > _TINY and (not is_capturing() or branch(_plain_bce, lo, hi)):  # (_plain_bce)
         # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
         one_minus_A = 1.0 - A
-        return (Y * A.log() + (1.0 - Y) * one_minus_A.log()).sum() * -inv_m
-    # The general form, exact for every A in [0, 1] (dl.jit's capture always takes it: its numbers are those of
-    # the plain formula wherever that applies). Each log is clamped at -100 without ever evaluating log(0), and a
-    # constant adds back the digits 1 - A rounded away (as _log1p), so a tiny A costs -log1p(-A) ~ A rather than
-    # 0, like PyTorch.
+        one_minus_Y = 1.0 - Y if isinstance(Y, Tensor) else derived(_one_minus, Y)  # (data: computed again)
+        return (Y * A.log() + one_minus_Y * one_minus_A.log()).sum() * -inv_m
+    # The general form, exact for every A in [0, 1] (its numbers are those of the plain formula wherever that
+    # applies; dl.jit's capture takes it where a replay could not check the branch). Each log is clamped at -100
+    # without ever evaluating log(0), and a constant adds back the digits 1 - A rounded away (as _log1p), so a
+    # tiny A costs -log1p(-A) ~ A rather than 0, like PyTorch.
     if isinstance(Y, Tensor):   # a target with its own gradient: the logs are clamped with `where`
         one_minus_A = 1.0 - A
         log_1mA = _clamped_log(one_minus_A)

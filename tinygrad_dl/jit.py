@@ -81,6 +81,11 @@ class _TooLong(_Untraceable):
     """The program grew past `max_statements` (a capture that long would take long to compile)."""
 
 
+class _Stale(Exception):
+    """Raised by a replay, before it has changed anything, when a branch a composition took at the capture no
+    longer holds for the new values (the call is then captured again)."""
+
+
 class _Mismatch(Exception):
     """A traced value differs from the eager one (a bug, or a Function whose forward is not pure)."""
 
@@ -722,6 +727,24 @@ class _Capture:
                 self.arrays.setdefault(id(o), (s, o))
             handed.append(o)
         return tuple(handed) if type(out) is tuple else handed[0]
+
+    def branch(self, fn, args):
+        """A shortcut a composition takes because fn(*args) is True: kept (the replay checks fn first and stops
+        with _Stale if the answer changed) only if nothing the replay does before it changes any state, as a
+        stopped replay must leave everything as it was. Otherwise False: the composition's general form."""
+        if self.problem is not None:
+            return True  # (this capture is given up: the call is eager's)
+        if any(st.kind in ("mutate", "effect", "escape") for st in self.b.stmts):
+            return False
+        try:
+            vals = [self.value_of(a) for a in args]
+            self.b.emit(["if not ", self.b.const(fn, getattr(fn, "__name__", "f")), "("] + self.b.operands(vals)
+                        + ["): raise ", self.b.const(_Stale, "Stale"), "  # (captured again)"], kind="check")
+        except _TooLong:
+            self.fail(f"the program grew past {self.owner.max_statements} statements (max_statements)")
+        except Exception as e:  # noqa: BLE001
+            self.fail(f"internal error while recording {getattr(fn, '__name__', fn)}: {e!r}")
+        return True
 
     def call(self, method, args, kwargs):
         """A replayed library call (an optimizer's step, zero_grad, a dropout mask): made again at replay."""
@@ -1490,10 +1513,14 @@ class jit:
                 return self._eagerly(entry.eager, args, kwargs)
             for prog in entry.programs:
                 if prog.holds():
+                    try:
+                        result = prog.fn(*data)
+                    except _Stale:  # a branch taken at its capture does not hold for these values
+                        continue
                     self._replays += 1
                     self._streak = 0
                     self._last = prog
-                    return prog.fn(*data)
+                    return result
         with self._lock:  # one capture at a time
             return self._capture(key, self._cache.get(key), args, kwargs, data,
                                  names or [f"arg{i}" for i in range(len(args))])

@@ -342,8 +342,8 @@ def _shape(x) -> tuple:
 
 
 # --- what dl.jit's capture needs from the rest of the library ----------------------------------------------
-# Three helpers let compositions and library objects say what a captured program must recompute or repeat;
-# derived and guarded cost one flag test when no capture runs, replayed nothing.
+# Four helpers let compositions and library objects say what a captured program must recompute, check or repeat;
+# derived, branch and guarded cost one flag test when no capture runs, replayed nothing.
 
 def derived(fn, *args):
     """fn(*values): a value computed from tensors' values outside the graph (a mask, a constant shift, a
@@ -377,6 +377,18 @@ def guarded(obj, attr: str):
     value = getattr(obj, attr)
     if _mode.get() & _CAPTURE:
         _capture.get().guard(obj, attr, value)
+    return value
+
+
+def branch(fn, *args) -> bool:
+    """bool(fn(*values)): whether a composition may take a shortcut that holds for these values (e.g. no log of
+    binary cross-entropy is clamped). Eagerly, just the answer. While dl.jit captures, a True is kept only where a
+    replay can check it again before it has changed anything (no optimizer step, in-place change or dropout draw
+    before it in the function); the replay then checks fn first, and if the answer has changed the call is
+    captured again. Where it cannot be kept, the answer is False: the composition takes its general form."""
+    value = bool(fn(*[a._data if isinstance(a, Tensor) else a for a in args]))
+    if value and _mode.get() & _CAPTURE:
+        return _capture.get().branch(fn, args)
     return value
 
 
