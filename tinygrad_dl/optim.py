@@ -404,7 +404,11 @@ class GradientDescent(Optimizer):
         super().__init__(params, lr, weight_decay, decay)
 
     def _update(self, i, W, dW):
-        buf = np.multiply(dW, self._lr_in(dW.dtype), out=self._buffer(i, W), casting="same_kind")
+        # (_buffer and _lr_in written out: this runs for every parameter at every step)
+        buf, lr = self._scratch[i], self._lr_arrays.get(dW.dtype)
+        if buf is None or buf.shape != W.shape or buf.dtype != W.dtype:
+            buf = self._buffer(i, W)
+        np.multiply(dW, self._lr_in(dW.dtype) if lr is None else lr, out=buf)  # (casting="same_kind": the default)
         np.subtract(W, buf, out=W)
 
     def _update_any(self, i, W, dW):
