@@ -556,7 +556,7 @@ def binary_cross_entropy(A, Y) -> Tensor:
     if lo >= 1e-4 and 1.0 - hi > _TINY and (not is_capturing() or branch(_plain_bce, lo, hi)):  # (_plain_bce)
         # the usual case: no log is clamped, and 1 - A keeps its digits (A >= 1e-4): the plain formula
         one_minus_A = 1.0 - A
-        one_minus_Y = 1.0 - Y if isinstance(Y, Tensor) else derived(_one_minus, Y)  # (data: computed again)
+        one_minus_Y = 1.0 - Y if isinstance(Y, Tensor) or not is_capturing() else derived(_one_minus, Y)
         return (Y * A.log() + one_minus_Y * one_minus_A.log()).sum() * -inv_m
     # The general form, exact for every A in [0, 1] (its numbers are those of the plain formula wherever that
     # applies; dl.jit's capture takes it where a replay could not check the branch). Each log is clamped at -100
