@@ -20,10 +20,14 @@ broadcast gradients, its order of adding contributions), and `.grad` is written 
 Every traced value is compared byte for byte with the eager one before the program is kept. Masks, shifts and
 checks that compositions compute from values are `derived` calls, which the replay repeats on the new values; an
 optimizer's `step` and `zero_grad`, and a dropout mask drawn from a Generator, are `replayed` calls, made again in
-the same order. Parameters are read from their tensors at every replay (updated in place or rebound). Statements
-that depend on no data are computed once, at the capture (constant folding); values nobody uses are dropped; the
-rest becomes one Python function, which frees each value after its last use (`source` shows it without the `del`
-lines).
+the same order. A shortcut a composition takes because of the values (`branch`: plain binary cross-entropy when no
+log is clamped) is kept behind a check the replay makes before it has changed anything; when the check fails the
+call is captured again (then in the general form, which holds for any values). Where a step is directly followed
+by `zero_grad()`, the library's optimizers update in the gradients just computed (which nobody else sees) instead
+of their own scratch buffers, as a hand-written `dW *= lr; W -= dW` does: the same numbers, from warm cache.
+Parameters are read from their tensors at every replay (updated in place or rebound). Statements that depend on no
+data are computed once, at the capture (constant folding); values nobody uses are dropped; the rest becomes one
+Python function, which frees each value after its last use (`source` shows it without the `del` lines).
 
 Guards. A program is keyed by the arguments' kinds, shapes and dtypes (numbers by value), the grad mode, and the
 `training` flags its modules read; a new combination is captured again (a small cache per function). Anything a
