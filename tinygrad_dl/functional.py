@@ -150,6 +150,18 @@ def _less_equal(x, c):
     return np.less_equal(x, c) if type(x) is _ndarray or not _foreign(x) else x <= c
 
 
+def _kept(z):
+    """[not z <= 0]: where relu keeps z (z > 0, and NaN, which propagates). One mask for the forward and the
+    backward (where(keep, z, 0) multiplies the gradient by keep itself, with no complement to compute)."""
+    if type(z) is _ndarray or not _foreign(z):
+        mask = np.less_equal(z, 0)
+        return np.logical_not(mask, out=mask)
+    return ~(z <= 0)
+
+
+_kept.outputs = ("keep",)
+
+
 def _not_equal(x, c):
     """[x != c], in x's library (np.not_equal for NumPy)."""
     return np.not_equal(x, c) if type(x) is _ndarray or not _foreign(x) else x != c
@@ -479,10 +491,10 @@ def tanh(z) -> Tensor:
 
 
 def relu(z) -> Tensor:
-    """ReLU(z) = max(0, z) (§2.2), as where(z <= 0, 0, z): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink).
+    """ReLU(z) = max(0, z) (§2.2), as where(not z <= 0, z, 0): slope 1 for z > 0 and 0 for z <= 0 (0 at the kink).
     NaN is not <= 0: it takes the z side, so relu(NaN) = NaN with slope 1 (as PyTorch)."""
     z = _tensor(z, "relu")
-    return where(derived(np.less_equal if type(z._data) is _ndarray else _less_equal, z, 0), 0.0, z)
+    return where(derived(_kept, z), z, 0.0)
 
 
 def leaky_relu(z, alpha=0.01) -> Tensor:
