@@ -583,6 +583,25 @@ def test_a_step_followed_by_zero_grad_updates_in_the_gradients_bit_for_bit(optim
     assert fast.cache_info().replays == 3 and fast.cache_info().captures == 2
 
 
+def test_two_steps_in_one_function_each_update_in_their_own_gradients():
+    """Two forward/backward/step/zero_grad rounds in one function: each step gets the gradients written since the
+    last zero_grad (the second round's arrays do not exist yet at the first step)."""
+    def two(model, opt, X, labels):
+        for _ in range(2):
+            cost = wide_step(model, opt, X, labels)
+        return cost
+    (m1, o1), (m2, o2) = wide_net(7, np.float64, "adam"), wide_net(7, np.float64, "adam")
+    fast = dl.jit(lambda X, labels: two(m2, o2, X, labels))
+    r = np.random.default_rng(2)
+    for k in range(3):
+        X, labels = r.standard_normal((80, 6)), r.integers(0, 3, 6)
+        assert_same(two(m1, o1, X, labels).data, fast(X, labels).data, f"step {k}: cost")
+        for p, q in zip(m1.parameters(), m2.parameters()):
+            assert_same(p.data, q.data, f"step {k}: {p.name}")
+    code = fast._last.code
+    assert code.count("_step_in_gradients((dlayers_0_W, ") == 1 and code.count("_step_in_gradients((dlayers_0_W_2, ") == 1
+
+
 def test_gradients_the_step_does_not_own_are_never_used_as_scratch():
     """A gradient left in .grad before the call is added onto, never written into; a subclass's own update rule
     (which may read dW after writing its buffer) keeps the optimizer's own buffers."""

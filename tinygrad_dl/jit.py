@@ -1229,18 +1229,25 @@ def _grads_as_scratch(stmts, b):
     library's own optimizers (their updates are known to read dW no more once the buffer is written), and only
     gradients that share memory with no other value of the program and are used by nothing but their write."""
     from .optim import Optimizer  # (optim imports the engine; the engine does not import jit)
-    writes, users = {}, _users(stmts)
-    for st in stmts:  # owner.grad = g if owner.grad is None else owner.grad + g
-        if st.kind == "escape" and len(st.tokens) == 9 and st.tokens[1] == ".grad = " and type(st.tokens[2]) is _Sym:
-            writes[id(st.tokens[0])] = st.tokens[2]
-    if not writes:
-        return
-    values = [d.value for st in stmts for d in st.defs] + [c.obj for c in b.consts.values()
-                                                           if isinstance(c.obj, np.ndarray)]
-    for st, nxt in zip(stmts, stmts[1:]):
-        opt = st.tokens[0] if st.kind == "escape" and len(st.tokens) == 3 else None
-        if type(opt) is not _Const or st.tokens[1:] != [".step(", ")"] or nxt.tokens != [opt, ".zero_grad(", ")"]:
+    users, values = _users(stmts), None
+    writes = {}  # id(owner) -> the last gradient written to owner.grad so far (in program order)
+    for st, nxt in zip(stmts, stmts[1:] + [None]):
+        if st.kind != "escape":
             continue
+        if len(st.tokens) == 9 and st.tokens[1] == ".grad = " and type(st.tokens[2]) is _Sym:
+            writes[id(st.tokens[0])] = st.tokens[2]  # owner.grad = g if owner.grad is None else owner.grad + g
+            continue
+        opt = st.tokens[0] if len(st.tokens) == 3 else None
+        if type(opt) is _Const and st.tokens[1:] == [".zero_grad(", ")"]:
+            for p in getattr(opt.obj, "params", ()):  # what was written before is no longer .grad
+                writes.pop(id(b.consts.get(id(p))), None)
+            continue
+        if type(opt) is not _Const or st.tokens[1:] != [".step(", ")"] or nxt is None or \
+                nxt.tokens != [opt, ".zero_grad(", ")"]:
+            continue
+        if values is None:
+            values = [d.value for s in stmts for d in s.defs] + [c.obj for c in b.consts.values()
+                                                                   if isinstance(c.obj, np.ndarray)]
         kind = type(opt.obj)
         if not isinstance(opt.obj, Optimizer) or kind.__module__ != Optimizer.__module__ or \
                 kind.step is not Optimizer.step or not kind._grad_as_scratch:
