@@ -661,6 +661,26 @@ def test_a_branch_taken_at_the_capture_is_checked_and_captured_again():
     assert (info.captures, info.replays, info.eager) == (2, 5, 0), info
 
 
+def test_after_a_failed_check_the_general_form_serves_every_later_call():
+    """Two binary cross-entropies, each saturating on its own turn: the first failed check makes the next capture
+    take the general form for both, so two captures serve every pattern of data."""
+    def both(model, opt, X, Y, s1, s2):
+        A = model(X)
+        cost = F.binary_cross_entropy(F.sigmoid(A * s1), Y) + F.binary_cross_entropy(F.sigmoid(A * s2), Y)
+        cost.backward()
+        opt.step()
+        return cost
+    a, b = twins(both)
+    for k, (s1, s2) in enumerate([(1, 1), (100, 1), (1, 100), (1, 1), (100, 100), (1, 100)]):
+        X, Y = data(k)
+        s1, s2 = np.asarray(float(s1)), np.asarray(float(s2))  # (two arrays: one passed twice is another key)
+        assert_same(a[2](X, Y, s1, s2).data, b[2](X, Y, s1, s2).data, f"step {k}: cost")
+        assert_twins_equal(a, b)
+    info = b[2].cache_info()
+    assert (info.captures, info.replays, info.eager) == (2, 4, 0), info
+    assert "_plain_bce" not in b[2].source
+
+
 def test_no_branch_is_kept_after_a_step_or_a_dropout_draw():
     """A replay stopped halfway must leave everything as it was: after an optimizer step (or a dropout mask drawn)
     the capture takes the general form, with no check."""

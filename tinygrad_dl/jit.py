@@ -560,6 +560,7 @@ class _Capture:
         self.inputs = []       # (_Sym, the Tensor the function sees, index in the data arguments, is a Tensor)
         self.guards = {}       # (id(obj), attr) -> (obj, attr, value)
         self.problem = None    # (reason, site): the capture cannot be replayed
+        self.branches = True   # shortcuts may be kept behind a check (not after one failed for this key)
 
     # --- failure ------------------------------------------------------------------------------------
     def fail(self, reason, site=None):
@@ -738,7 +739,7 @@ class _Capture:
         stopped replay must leave everything as it was. Otherwise False: the composition's general form."""
         if self.problem is not None:
             return True  # (this capture is given up: the call is eager's)
-        if any(st.kind in ("mutate", "effect", "escape") for st in self.b.stmts):
+        if not self.branches or any(st.kind in ("mutate", "effect", "escape") for st in self.b.stmts):
             return False
         try:
             vals = [self.value_of(a) for a in args]
@@ -1526,7 +1527,8 @@ class jit:
                 if prog.holds():
                     try:
                         result = prog.fn(*data)
-                    except _Stale:  # a branch taken at its capture does not hold for these values
+                    except _Stale:  # a branch taken at its capture does not hold for these values: the next
+                        entry.general = True  # capture of this key takes the general forms, which always hold
                         continue
                     self._replays += 1
                     self._streak = 0
@@ -1555,6 +1557,7 @@ class jit:
             self._warn(reason)
             return self._eagerly(reason, args, kwargs)
         cap = _Capture(self)
+        cap.branches = entry is None or not entry.general
         wrapped_args, wrapped_kwargs = _wrap(cap, args, kwargs, _parameter_names(self._signature, names))
         _install()
         mode_token = _mode.set(_mode.get() | _CAPTURE)
@@ -1601,10 +1604,10 @@ class jit:
 
 
 class _Entry:
-    __slots__ = ("programs", "eager")
+    __slots__ = ("programs", "eager", "general")
 
     def __init__(self):
-        self.programs, self.eager = [], None
+        self.programs, self.eager, self.general = [], None, False
 
 
 def _array_key(args, mode):
